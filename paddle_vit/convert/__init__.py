@@ -1,0 +1,25 @@
+"""torch -> Paddle weight conversion: layouts as data (``layouts``), the planner (``core``), safe I/O (``io``)."""
+from __future__ import annotations
+
+import os
+
+import paddle.nn as nn
+
+from paddle_vit.convert.core import (ConversionError, Route, convert_state_dict, detect_source,
+                                     load_state_dict_strict, plan, plan_for, target_spec)
+from paddle_vit.convert.io import read_checkpoint, save_paddle
+from paddle_vit.convert.layouts import LAYOUTS, Layout, Rule, get_layout
+
+
+def load_pretrained(model: nn.Layer, path: str | os.PathLike, source: str = "auto") -> None:
+    """Load ``path`` into ``model``: a Paddle file as is, a torch checkpoint converted from
+    ``source`` layout. All or nothing: on any error the model keeps its weights."""
+    state, layout = read_checkpoint(path)
+    if layout == "torch":
+        state = convert_state_dict(state, model, source)
+    load_state_dict_strict(model, state)
+
+
+__all__ = ["ConversionError", "Route", "Layout", "Rule", "LAYOUTS", "convert_state_dict", "detect_source",
+           "get_layout", "load_pretrained", "load_state_dict_strict", "plan", "plan_for", "read_checkpoint",
+           "save_paddle", "target_spec"]

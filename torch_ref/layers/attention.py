@@ -1,0 +1,48 @@
+"""Multi-head self-attention (torch mirror of ``paddle_vit.layers.attention``)."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from paddle_vit.checks import check_tokens
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over tokens ``[B, N, C]``; ``head_dim = int(embed_dim / num_heads)``."""
+
+    def __init__(self, embed_dim: int, num_heads: int, qkv_bias: bool = True,
+                 qk_scale: float | None = None, dropout: float = 0.0,
+                 attention_dropout: float = 0.0) -> None:
+        super().__init__()
+        if num_heads < 1:
+            raise ValueError(f"num_heads must be >= 1, got {num_heads}")
+        if embed_dim < num_heads:
+            raise ValueError(f"embed_dim ({embed_dim}) must be >= num_heads ({num_heads})")
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.head_dim = int(embed_dim / num_heads)
+        self.all_head_dim = self.head_dim * num_heads
+        self.scale = self.head_dim ** -0.5 if qk_scale is None else qk_scale
+        self.qkv = nn.Linear(embed_dim, self.all_head_dim * 3, bias=qkv_bias)
+        self.attn_drop = nn.Dropout(attention_dropout)
+        self.proj = nn.Linear(self.all_head_dim, embed_dim)
+        self.proj_drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, return_attn: bool = True
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x [B, N, C]`` -> ``(out [B, N, C], attn [B, H, N, N] or None)``."""
+        check_tokens(x, self.embed_dim, "Attention")
+        B, N, _ = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # each [B, H, N, D]
+        if return_attn:
+            attn = (q @ k.transpose(-2, -1) * self.scale).softmax(dim=-1)
+            weights = attn
+            out = self.attn_drop(attn) @ v
+        else:
+            weights = None
+            p = self.attn_drop.p if self.training else 0.0
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, scale=self.scale)
+        out = self.proj_drop(self.proj(out.transpose(1, 2).reshape(B, N, self.all_head_dim)))
+        return out, weights
