@@ -11,6 +11,7 @@ import torch
 
 from paddle_vit.convert import Route, convert_state_dict, load_state_dict_strict, plan_for
 from paddle_vit.parity import Tolerance, as_numpy, assert_close, tolerance
+from torch_ref.random_weights import randomize_  # noqa: F401  (re-exported for the tests)
 
 
 def gpu_available() -> tuple[bool, str]:
@@ -32,21 +33,6 @@ def use_device(device: str) -> str:
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     return "cuda" if device == "gpu" else "cpu"
-
-
-def randomize_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Perturb every parameter and BatchNorm statistic so that no tensor is constant (zero biases,
-    unit norms and zero heads would hide a wrong mapping)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
-        for name, b in module.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
-            elif name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
-    return module
 
 
 def sync(torch_module: torch.nn.Module, paddle_module: paddle.nn.Layer, source: str = "torch_ref",

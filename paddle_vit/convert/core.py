@@ -97,9 +97,9 @@ def plan(source_shapes: Mapping[str, tuple[int, ...]], model: nn.Layer, layout: 
                             + (" (a Linear weight, stored [out, in] in torch)" if transform == LINEAR else ""))
             continue
         routes.append(Route(src, dst, transform))
-    for dst in spec:
-        if dst not in claimed:
-            problems.append(f"missing key {dst!r} {list(spec[dst][0])}: not in the checkpoint")
+    for dst, (shape, kind) in spec.items():
+        if dst not in claimed:  # named and shaped as the torch checkpoint would hold it
+            problems.append(f"missing key {dst!r} {list(expected_source_shape(shape, kind))}: not in the checkpoint")
     if problems:
         raise ConversionError(f"checkpoint ({layout.source} layout) does not fit model {model_name(model)!r}", problems)
     return routes
