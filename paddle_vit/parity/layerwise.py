@@ -10,7 +10,7 @@ Pairing. Two modules are the same layer when they own the same tensors: the refe
 module's state_dict keys, renamed by the converter's layout (``Layout.map_key``), must equal
 the Paddle layer's keys. For a mirror (``torch_ref``) or timm model the names agree as well;
 for torchvision the rename rules do the pairing (``encoder.layers.encoder_layer_0.self_attention``
--> ``blocks.0.attn``). A module that owns no tensor (activation, dropout, identity) is paired
+-> ``blocks.0.attn``); wrappers owning the same tensors pair innermost first. A module that owns no tensor (activation, dropout, identity) is paired
 by name, and only when the layout keeps names (``passthrough``): otherwise nothing ties it to
 a Paddle layer and it is left out (listed in ``LayerwiseReport.unpaired``).
 
@@ -92,6 +92,10 @@ def _keys_under(keys: Sequence[str], prefix: str) -> frozenset[str]:
     return frozenset(k for k in keys if k.startswith(prefix + "."))
 
 
+def _depth(name: str) -> int:
+    return name.count(".") + bool(name)
+
+
 def _layout_for(torch_model: Any, paddle_model: Any, source: str) -> Any:
     from paddle_vit.convert import detect_source, get_layout
     family = getattr(paddle_model, "family", None)
@@ -134,10 +138,12 @@ def pair_modules(torch_model: Any, paddle_model: Any, source: str = "auto") -> t
     for n in p_names:
         if n not in taken and p_sets[n]:
             by_set_p.setdefault(p_sets[n], []).append(n)
-    for owned, ts in by_set_t.items():  # same tensors, different names: only when unambiguous
+    for owned, ts in by_set_t.items():  # same tensors, different names
+        # Modules owning the same tensors are nested wrappers (torchvision's ``heads`` around
+        # ``heads.head``): pair them innermost first, the innermost being the one that computes.
         ps = by_set_p.get(owned, [])
-        if len(ts) == 1 and len(ps) == 1:
-            pairs[ts[0]] = ps[0]
+        for t, p in zip(sorted(ts, key=_depth, reverse=True), sorted(ps, key=_depth, reverse=True)):
+            pairs[t] = p
     ordered = [(t, pairs[t]) for t in t_names if t in pairs]
     paired_p = set(pairs.values())
     unpaired = {"torch": [n for n in t_names if n not in pairs],
@@ -291,7 +297,7 @@ def compare(torch_model: Any, paddle_model: Any, inputs: np.ndarray | Sequence[n
         p_calls = p_rec.outputs.get(p_name, [])
         if call_no >= len(p_calls):
             report.notes.append(f"{_show(p_name)}: called {len(t_rec.outputs[t_name])}x in torch, "
-                                f"{len(p_calls)}x in paddle (extra calls not compared)")
+                                f"{len(p_calls)}x in paddle (only calls made by both are compared)")
             continue
         t_outs, p_outs = t_rec.outputs[t_name][call_no], p_calls[call_no]
         if len(t_outs) != len(p_outs) and call_no == 0:
@@ -355,6 +361,17 @@ def prepare(torch_model: Any, paddle_model: Any, device: str = "cpu", dtype: str
     """
     import paddle
     import torch
+    check_settings(device, dtype)
+    if device == "gpu":
+        disable_tf32()
+    torch_model.to(device="cuda" if device == "gpu" else "cpu", dtype=getattr(torch, dtype)).eval()
+    place = paddle.CUDAPlace(0) if device == "gpu" else paddle.CPUPlace()
+    paddle_model.to(device=place, dtype=dtype)
+    paddle_model.eval()
+
+
+def check_settings(device: str, dtype: str) -> None:
+    """Raise ``ValueError`` unless ``device``/``dtype`` is a combination both frameworks can run here."""
     if device not in ("cpu", "gpu"):
         raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
     if dtype not in ("float32", "float16", "bfloat16"):
@@ -363,14 +380,11 @@ def prepare(torch_model: Any, paddle_model: Any, device: str = "cpu", dtype: str
         raise ValueError(f"{dtype} needs device 'gpu': Paddle's CPU kernels (e.g. layer_norm) "
                          "are float32/float64 only")
     if device == "gpu":
+        import paddle
+        import torch
         if not torch.cuda.is_available() or not paddle.device.is_compiled_with_cuda():
             raise ValueError("device 'gpu' needs a GPU visible to both torch and Paddle "
                              "(the GPU build of Paddle, see README)")
-        disable_tf32()
-    torch_model.to(device="cuda" if device == "gpu" else "cpu", dtype=getattr(torch, dtype)).eval()
-    place = paddle.CUDAPlace(0) if device == "gpu" else paddle.CPUPlace()
-    paddle_model.to(device=place, dtype=dtype)
-    paddle_model.eval()
 
 
 def disable_tf32() -> None:
