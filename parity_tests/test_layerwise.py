@@ -199,7 +199,7 @@ def test_half_precision_gpu(dtype):
     report = compare(tm, pm, random_input([2, 3, 32, 32]), backward=True)
     assert report.tol.name == {"float16": "fp16_model", "bfloat16": "bf16_model"}[dtype]
     assert report.passed, format_table(report)
-    _break_scale(pm)  # the half-precision bound still catches a real bug
+    pm.blocks[2].attn.scale *= 4.0  # a gross bug (3e-1 at that layer, see tolerances) is still caught
     assert compare(tm, pm, random_input([2, 3, 32, 32])).first_failure.name == "blocks.2.attn.proj"
 
 
