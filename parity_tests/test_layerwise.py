@@ -19,7 +19,9 @@ needs_gpu = [pytest.mark.gpu, pytest.mark.skipif(not _GPU, reason=_WHY)]
 
 
 def tiny_vit(device: str = "cpu", **overrides):
-    return pair(TV.VisionTransformer, PV.VisionTransformer, device=device, **{**TINY, **overrides})
+    tm, pm, routes = pair(TV.VisionTransformer, PV.VisionTransformer, device=device, **{**TINY, **overrides})
+    prepare(tm, pm, device)  # on GPU: TF32 off in both frameworks, as the policy's GPU rows assume
+    return tm, pm, routes
 
 
 def test_correct_model_passes_every_layer(device):
