@@ -81,8 +81,8 @@ class LayerwiseReport:
         if bad is None:
             return f"all {n} compared tensors pass ({self.tol.name}, bound {self.tol.bound:.0e})"
         section = "forward" if bad in self.forward else "backward"
-        return (f"first diverging layer ({section}): {bad.name} ({bad.ref_name} in the reference): "
-                + bad.stats.describe(self.tol))
+        ref = "" if bad.ref_name == bad.name else f" ({bad.ref_name} in the reference)"
+        return f"first diverging layer ({section}): {bad.name}{ref}: " + bad.stats.describe(self.tol)
 
 
 # --- pairing ---------------------------------------------------------------------------
