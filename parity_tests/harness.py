@@ -102,3 +102,25 @@ def check_param_grads(tm: torch.nn.Module, pm: paddle.nn.Layer, routes: list[Rou
         assert tg is not None and pg is not None, f"grad of {route.src}: missing on one side"
         tg = as_numpy(tg)
         assert_close(tg.T if route.transform == "linear" else tg, pg, tol, f"grad of {route.src}")
+
+
+def first_diverging_layer(tm: torch.nn.Module, pm: paddle.nn.Layer, inputs: Sequence[np.ndarray],
+                          call: Callable[[Any, list], Any] = lambda m, xs: m(*xs), backward: bool = True) -> str:
+    """For a failing model-level comparison: one line naming the first layer whose output (or,
+    if every output agrees, whose gradient) leaves the tolerance, from the layer-by-layer tool."""
+    from paddle_vit.parity.layerwise import compare
+    try:
+        return compare(tm, pm, list(inputs), call=call, backward=backward).summary()
+    except Exception as exc:  # the diagnosis must never hide the original failure
+        return f"(layer-by-layer diagnosis failed: {type(exc).__name__}: {exc})"
+
+
+def check_model_parity(tm: torch.nn.Module, pm: paddle.nn.Layer, routes: list[Route], inputs: Sequence[np.ndarray],
+                       **kwargs: Any) -> None:
+    """``check_parity(kind='model')``; on failure the message also names the first diverging layer."""
+    try:
+        check_parity(tm, pm, routes, inputs, kind="model", **kwargs)
+    except AssertionError as exc:
+        where = first_diverging_layer(tm, pm, inputs, kwargs.get("call", lambda m, xs: m(*xs)),
+                                      kwargs.get("backward", True))
+        raise AssertionError(f"{exc}\n{where}") from None

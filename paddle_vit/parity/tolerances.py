@@ -20,6 +20,19 @@ permuted head) shows up as an error of order 1e-1..1, four orders above these bo
 
 GPU rows: TF32 off for fp32 (it would give ~1e-3, the 10-bit mantissa); fp16 has u = 2**-11
 ~ 4.9e-4 and bf16 u = 2**-8 ~ 3.9e-3, so a layer gets ~10 u and a network ~40-100 u.
+Half precision means both models cast to the half type (``parity.layerwise.prepare``): every
+stored activation is rounded to the format, so the two frameworks differ by a few u per value
+wherever their kernels round differently. Measured (torch, CPU, vit_small/base_patch16_224,
+batch 2, each half type against float32, the worst hooked layer): fp16 2.7e-3 (~5.5 u), bf16
+1.8e-2 (~4.7 u). Two half runs differ by at most the sum of their distances to float32, so
+~5.4e-3 (fp16) and ~3.6e-2 (bf16): the model rows leave a margin of ~4x and ~3x for kernel
+differences on the GPU (cuBLAS/cuDNN vs. the CPU kernels measured here). Price of the bf16
+row: a 25% wrong softmax scale in one block of a tiny ViT (2e-2 at that layer, 3e-3 at the
+logits) passes; a 4x wrong scale (3e-1) fails. fp32 catches both by two orders of magnitude.
+
+Layer by layer (``parity.layerwise``) every hooked output is held to the *model* row: the
+output of layer k carries the error of layers 1..k, i.e. it is the end of a prefix of the
+network, and the layer rows would fail a correct deep model at its last layers.
 """
 from __future__ import annotations
 
