@@ -30,8 +30,8 @@ def use_device(device: str) -> str:
     """Point Paddle at ``device`` and return torch's name for it."""
     paddle.set_device("gpu" if device == "gpu" else "cpu")
     if device == "gpu":
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+        from paddle_vit.parity.layerwise import disable_tf32
+        disable_tf32()
     return "cuda" if device == "gpu" else "cpu"
 
 

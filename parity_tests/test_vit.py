@@ -8,7 +8,7 @@ import torch
 
 import paddle_vit
 import torch_ref
-from harness import check_parity, randomize_, random_input, sync, use_device
+from harness import check_model_parity, check_parity, randomize_, random_input, sync, use_device
 from paddle_vit.convert import ConversionError, convert_state_dict, load_pretrained
 from paddle_vit.parity import assert_close, tolerance
 from paddle_vit.variants import get_variant
@@ -46,7 +46,7 @@ def test_required_variants_are_registered():
 def test_variant_logits_features_and_backward(name, device):
     tm, pm, routes = built_pair(name, device, **tiny(name))
     x = image(tm, batch=1)
-    check_parity(tm, pm, routes, [x], kind="model", device=device)
+    check_model_parity(tm, pm, routes, [x], device=device)
     check_parity(tm, pm, routes, [x], call=lambda m, xs: m.forward_features(*xs), kind="model",
                  device=device, backward=False, names=["forward_features"])
 
@@ -56,7 +56,7 @@ def test_variant_logits_features_and_backward(name, device):
 def test_options(overrides):
     tm, pm, routes = built_pair("vit_tiny_patch16_224", **{**tiny("vit_tiny_patch16_224"), **overrides})
     x = image(tm)
-    check_parity(tm, pm, routes, [x], kind="model")
+    check_model_parity(tm, pm, routes, [x])
     if overrides.get("num_classes") == 0:
         assert list(pm(paddle.to_tensor(x)).shape) == [2, pm.embed_dim]
 
@@ -72,7 +72,7 @@ def test_train_mode_with_drop_path_schedule():
 @pytest.mark.full_size
 def test_full_size_vit_base(tmp_path):
     tm, pm, routes = built_pair("vit_base_patch16_224")
-    check_parity(tm, pm, routes, [image(tm, batch=1)], kind="model", backward=False)
+    check_model_parity(tm, pm, routes, [image(tm, batch=1)], backward=False)
 
 
 # --- real checkpoint layouts ------------------------------------------------------------------

@@ -45,7 +45,10 @@ def build_twins(name: str, checkpoint: str | os.PathLike | None = None, referenc
     else:
         from torch_ref import create_model as create_torch
         tm = create_torch(name)
-    if checkpoint is not None:
+    if checkpoint is None:  # random weights with no zero bias or unit norm to hide a wrong mapping
+        from torch_ref.random_weights import randomize_
+        randomize_(tm, seed)
+    else:
         state, layout = read_checkpoint(checkpoint)
         if layout != "torch":
             raise ValueError(f"{checkpoint}: a Paddle-layout file; diff needs the torch checkpoint "
@@ -80,7 +83,7 @@ def diff_model(name: str, checkpoint: str | os.PathLike | None = None, batch: in
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="variant name (see paddle_vit.list_models())")
-    p.add_argument("--checkpoint", help="torch checkpoint in timm / torch_ref layout (default: seeded random init)")
+    p.add_argument("--checkpoint", help="torch checkpoint in timm / torch_ref layout (default: seeded random weights, every tensor perturbed)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
