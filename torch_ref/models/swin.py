@@ -77,7 +77,7 @@ class WindowAttention(nn.Module):
         attn = (q * self.scale) @ k.transpose(-2, -1) + self.relative_position_bias()
         if mask is not None:
             num_win = mask.shape[0]
-            if list(mask.shape) != [num_win, N, N] or B_ % num_win:
+            if list(mask.shape) != [num_win, N, N] or (isinstance(B_, int) and B_ % num_win):
                 raise ValueError(f"WindowAttention: mask must be [num_windows, {N}, {N}] with num_windows "
                                  f"dividing the batch {B_}, got {list(mask.shape)}")
             attn = attn.reshape(-1, num_win, self.num_heads, N, N) + mask.unsqueeze(1).unsqueeze(0)
