@@ -37,6 +37,18 @@ def window_reverse(windows: paddle.Tensor, window: Sequence[int], H: int, W: int
     return x.reshape([-1, H, W, C])
 
 
+def pad_bottom_right(x: paddle.Tensor, pad_h: int, pad_w: int) -> paddle.Tensor:
+    """Zero-pad ``[B, H, W, C]`` to ``[B, H + pad_h, W + pad_w, C]`` at the bottom and right
+    (``pad_h <= H``, ``pad_w <= W``: a pad is always smaller than the window, which fits the map)."""
+    # Not F.pad: Paddle Inference's oneDNN pad kernel fails on an NHWC map (pads the wrong axes, or
+    # raises dnnl::error; found by test_export_swin). Concatenating zeros exports on every backend.
+    if pad_h:
+        x = paddle.concat([x, paddle.zeros_like(x[:, :pad_h])], axis=1)
+    if pad_w:
+        x = paddle.concat([x, paddle.zeros_like(x[:, :, :pad_w])], axis=2)
+    return x
+
+
 class WindowAttention(nn.Layer):
     """Multi-head self-attention inside each window, plus a learned relative position bias.
 
@@ -134,7 +146,7 @@ class SwinTransformerBlock(nn.Layer):
             x = paddle.roll(x, shifts=(-sh, -sw), axis=(1, 2))
         pad_h, pad_w = (mh - H % mh) % mh, (mw - W % mw) % mw
         if pad_h or pad_w:
-            x = F.pad(x, [0, 0, 0, pad_h, 0, pad_w, 0, 0])  # a full-rank pad list runs from axis 0 in Paddle
+            x = pad_bottom_right(x, pad_h, pad_w)
         Hp, Wp = H + pad_h, W + pad_w
         windows = window_partition(x, self.window_size).reshape([-1, mh * mw, C])
         windows = self.attn(windows, mask=self.attn_mask)[0]
@@ -168,7 +180,7 @@ class PatchMerging(nn.Layer):
         check_map(x, None, self.dim, "PatchMerging")
         B, H, W, C = x.shape
         if H % 2 or W % 2:
-            x = F.pad(x, [0, 0, 0, H % 2, 0, W % 2, 0, 0])
+            x = pad_bottom_right(x, H % 2, W % 2)
             H, W = H + H % 2, W + W % 2
         # [B, H/2, 2(dy), W/2, 2(dx), C] -> [B, H/2, W/2, dx, dy, C]: dy varies fastest, as timm
         x = x.reshape([B, H // 2, 2, W // 2, 2, C]).transpose([0, 1, 3, 4, 2, 5]).reshape([B, H // 2, W // 2, 4 * C])
