@@ -87,7 +87,7 @@ class WindowAttention(nn.Layer):
         bias = paddle.index_select(self.relative_position_bias_table, self.relative_position_index, axis=0)
         return bias.reshape([N, N, self.num_heads]).transpose([2, 0, 1]).unsqueeze(0)
 
-    def forward(self, x: paddle.Tensor, mask: paddle.Tensor | None = None, return_attn: bool = False
+    def forward(self, x: paddle.Tensor, mask: paddle.Tensor | None = None, return_attn: bool = True
                 ) -> tuple[paddle.Tensor, paddle.Tensor | None]:
         """``x [B * nW, N, C]``, ``mask [nW, N, N]`` (additive, or ``None``) ->
         ``(out [B * nW, N, C], attn [B * nW, num_heads, N, N] if return_attn else None)``."""
@@ -116,7 +116,7 @@ class SwinTransformerBlock(nn.Layer):
 
     The map is rolled by ``-shift``, padded at the bottom/right to a multiple of the window,
     attended window by window (with ``attn_mask`` keeping rolled-in tokens apart), then cropped and
-    rolled back. A window not smaller than ``input_resolution`` shrinks to it and is not shifted
+    rolled back. A window at least as large as the map (per axis) shrinks to it and is not shifted
     (timm's rule, ``swin_tables.window_and_shift``).
     """
 
@@ -149,7 +149,7 @@ class SwinTransformerBlock(nn.Layer):
             x = pad_bottom_right(x, pad_h, pad_w)
         Hp, Wp = H + pad_h, W + pad_w
         windows = window_partition(x, self.window_size).reshape([-1, mh * mw, C])
-        windows = self.attn(windows, mask=self.attn_mask)[0]
+        windows = self.attn(windows, mask=self.attn_mask, return_attn=False)[0]
         x = window_reverse(windows.reshape([-1, mh, mw, C]), self.window_size, Hp, Wp)[:, :H, :W, :]
         if sh or sw:
             x = paddle.roll(x, shifts=(sh, sw), axis=(1, 2))

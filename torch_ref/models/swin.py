@@ -63,7 +63,7 @@ class WindowAttention(nn.Module):
         bias = self.relative_position_bias_table[self.relative_position_index]
         return bias.reshape(N, N, self.num_heads).permute(2, 0, 1).unsqueeze(0)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, return_attn: bool = False
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, return_attn: bool = True
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x [B * nW, N, C]``, ``mask [nW, N, N]`` or ``None`` ->
         ``(out [B * nW, N, C], attn [B * nW, num_heads, N, N] if return_attn else None)``."""
@@ -119,7 +119,7 @@ class SwinTransformerBlock(nn.Module):
             x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))  # torch's pad list runs from the last axis
         Hp, Wp = H + pad_h, W + pad_w
         windows = window_partition(x, self.window_size).reshape(-1, mh * mw, C)
-        windows = self.attn(windows, mask=self.attn_mask)[0]
+        windows = self.attn(windows, mask=self.attn_mask, return_attn=False)[0]
         x = window_reverse(windows.reshape(-1, mh, mw, C), self.window_size, Hp, Wp)[:, :H, :W, :]
         if sh or sw:
             x = torch.roll(x, shifts=(sh, sw), dims=(1, 2))
