@@ -8,6 +8,7 @@ import numpy as np
 import paddle
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 import paddle_vit
 import paddle_vit.models.swin as PS
@@ -180,6 +181,15 @@ def test_block_matches_timm(res, window, shift):
     x = torch.tensor(random_input([2, *res, 12]))
     with torch.no_grad():
         assert_close(theirs(x), ours(x), tolerance("layer"), "block vs timm")
+
+
+@settings(max_examples=10, deadline=None)
+@given(h=st.integers(1, 11), w=st.integers(1, 11), wh=st.integers(1, 5), ww=st.integers(1, 5), shifted=st.booleans())
+def test_block_random_shapes(h, w, wh, ww, shifted):
+    """Any map and window: padded or not, shrunk or not, shifted on none, one or both axes."""
+    shift = (wh // 2, ww // 2) if shifted else 0
+    tm, pm, routes = pair(TS.SwinTransformerBlock, PS.SwinTransformerBlock, 8, (h, w), 2, None, (wh, ww), shift, 2.0)
+    check_parity(tm, pm, routes, [random_input([2, h, w, 8])])
 
 
 @pytest.mark.parametrize("res", [(4, 6), (5, 7), (1, 3), (3, 3)])
