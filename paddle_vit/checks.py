@@ -34,3 +34,12 @@ def to_2tuple(v: int | Sequence[int], name: str) -> tuple[int, int]:
     if len(out) != 2 or min(out) < 1:
         raise ValueError(f"{name} must be a positive int or (height, width), got {v!r}")
     return out  # type: ignore[return-value]
+
+
+def check_map(x: Any, resolution: Sequence[int] | None, dim: int, where: str) -> None:
+    """Require a channels-last map ``[B, H, W, dim]`` (of spatial size ``resolution`` when given)."""
+    shape = list(x.shape)
+    if len(shape) != 4 or shape[-1] != dim:
+        raise ValueError(f"{where}: expected a channels-last map [B, H, W, {dim}], got shape {shape}")
+    if resolution is not None and tuple(shape[1:3]) != tuple(resolution):
+        raise ValueError(f"{where}: expected resolution {tuple(resolution)} (H, W), got {tuple(shape[1:3])}")

@@ -65,3 +65,18 @@ _vit("vit_base_patch32_224", 32, 768, 12, 12)
 _vit("vit_base_patch32_384", 32, 768, 12, 12, img=384)
 _vit("vit_large_patch16_224", 16, 1024, 24, 16)
 _vit("vit_large_patch16_384", 16, 1024, 24, 16, img=384)
+
+
+# --- Swin Transformer (timm's names and arguments) ---------------------------
+def _swin(name: str, window: int, dim: int, depths: tuple[int, ...], heads: tuple[int, ...],
+          img: int = 224) -> None:
+    register_variant(name, "swin", img_size=img, patch_size=4, window_size=window, embed_dim=dim,
+                     depths=depths, num_heads=heads)
+
+
+_swin("swin_tiny_patch4_window7_224", 7, 96, (2, 2, 6, 2), (3, 6, 12, 24))
+_swin("swin_small_patch4_window7_224", 7, 96, (2, 2, 18, 2), (3, 6, 12, 24))
+_swin("swin_base_patch4_window7_224", 7, 128, (2, 2, 18, 2), (4, 8, 16, 32))
+_swin("swin_base_patch4_window12_384", 12, 128, (2, 2, 18, 2), (4, 8, 16, 32), img=384)
+_swin("swin_large_patch4_window7_224", 7, 192, (2, 2, 18, 2), (6, 12, 24, 48))
+_swin("swin_large_patch4_window12_384", 12, 192, (2, 2, 18, 2), (6, 12, 24, 48), img=384)

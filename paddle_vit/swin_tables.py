@@ -1,0 +1,107 @@
+"""Framework-free Swin tables, shared by both trees: the relative position index, the shifted-window
+attention mask and timm's rule for the window and shift a stage actually uses.
+
+Both ``paddle_vit.models.swin`` and ``torch_ref.models.swin`` build their (non-persistable) buffers
+from these arrays, so the two trees cannot disagree about them; the tests check them against an
+independent pair-by-pair construction.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+# timm (and torchvision, and the original Swin) add -100, not -inf, between tokens of different
+# sub-windows: exp(-100) ~ 4e-44 underflows to 0 in fp32 softmax, and a row can never be all -inf.
+MASK_VALUE = -100.0
+
+
+def pair(v: int | Sequence[int], name: str) -> tuple[int, int]:
+    """``7 -> (7, 7)``; ``(h, w)`` kept; values must be >= ``0`` (shift) and ints."""
+    out = (int(v), int(v)) if isinstance(v, (int, np.integer)) else tuple(int(a) for a in v)
+    if len(out) != 2 or min(out) < 0:
+        raise ValueError(f"{name} must be a non-negative int or (height, width), got {v!r}")
+    return out  # type: ignore[return-value]
+
+
+def window_and_shift(resolution: Sequence[int], window: int | Sequence[int], shift: int | Sequence[int]
+                     ) -> tuple[tuple[int, int], tuple[int, int]]:
+    """timm's rule, per axis: a window larger than (or equal to) the resolution shrinks to it and
+    that axis is not shifted (one window covers it; a shift would only permute it)."""
+    res, win, sh = pair(resolution, "input_resolution"), pair(window, "window_size"), pair(shift, "shift_size")
+    if min(res) < 1 or min(win) < 1:
+        raise ValueError(f"input_resolution and window_size must be >= 1, got {res} and {win}")
+    if any(s >= w for s, w in zip(sh, win) if s):
+        raise ValueError(f"shift_size {sh} must be smaller than window_size {win}")
+    new_win = tuple(r if r <= w else w for r, w in zip(res, win))
+    new_shift = tuple(0 if r <= w else s for r, w, s in zip(res, new_win, sh))
+    return new_win, new_shift  # type: ignore[return-value]
+
+
+def relative_position_index(window: Sequence[int]) -> np.ndarray:
+    """``[N, N]`` int64 with ``N = Wh * Ww``: for tokens i, j at (yi, xi), (yj, xj) of one window,
+    ``(yi - yj + Wh - 1) * (2 Ww - 1) + (xi - xj + Ww - 1)``: a row of the ``(2Wh-1)(2Ww-1)`` table."""
+    wh, ww = pair(window, "window_size")
+    ys, xs = np.meshgrid(np.arange(wh), np.arange(ww), indexing="ij")
+    ys, xs = ys.reshape(-1), xs.reshape(-1)                        # row-major token order
+    dy = ys[:, None] - ys[None, :] + (wh - 1)                       # [N, N] in [0, 2Wh-2]
+    dx = xs[:, None] - xs[None, :] + (ww - 1)
+    return (dy * (2 * ww - 1) + dx).astype(np.int64)
+
+
+def shift_mask(resolution: Sequence[int], window: Sequence[int], shift: Sequence[int]) -> np.ndarray | None:
+    """Additive mask ``[num_windows, N, N]`` (0 or ``MASK_VALUE``) for attention over the windows
+    of a feature map that was rolled by ``-shift`` and then padded to a multiple of the window
+    (timm's order); ``None`` when nothing is shifted.
+
+    After the roll, the last ``shift`` rows (columns) hold tokens from the top (left) border: each
+    axis splits into the regions ``[0, Lp - W)``, ``[Lp - W, Lp - s)``, ``[Lp - s, Lp)``; a token
+    may attend only to tokens of its own region pair.
+    """
+    wh, ww = pair(window, "window_size")
+    sh, sw = pair(shift, "shift_size")
+    if sh == 0 and sw == 0:
+        return None
+    hp = math.ceil(resolution[0] / wh) * wh
+    wp = math.ceil(resolution[1] / ww) * ww
+    labels = np.zeros((hp, wp), dtype=np.float32)
+    count = 0
+    for h0, h1 in ((0, -wh), (-wh, -sh), (-sh, None)):
+        for w0, w1 in ((0, -ww), (-ww, -sw), (-sw, None)):
+            labels[h0:h1, w0:w1] = count  # with a zero shift (-0, None) is the whole axis: as timm
+            count += 1
+    windows = labels.reshape(hp // wh, wh, wp // ww, ww).transpose(0, 2, 1, 3).reshape(-1, wh * ww)
+    different = windows[:, None, :] != windows[:, :, None]          # [nW, N, N]
+    return np.where(different, MASK_VALUE, 0.0).astype(np.float32)
+
+
+def stage_resolutions(grid: Sequence[int], num_stages: int) -> list[tuple[int, int]]:
+    """Token grid of each stage's blocks: stage 0 runs on the patch grid, each later one on the
+    previous grid halved with rounding up (PatchMerging pads an odd side)."""
+    res = [tuple(grid)]
+    for _ in range(1, num_stages):
+        res.append(tuple((r + 1) // 2 for r in res[-1]))
+    return res  # type: ignore[return-value]
+
+
+def drop_path_rates(drop_path_rate: float, depths: Sequence[int]) -> list[list[float]]:
+    """Linear 0 -> ``drop_path_rate`` over all blocks, split per stage (timm's ``stagewise``)."""
+    total = sum(depths)
+    flat = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+    out, start = [], 0
+    for d in depths:
+        out.append(flat[start:start + d])
+        start += d
+    return out
+
+
+def check_config(global_pool: str, depths: Sequence[int], num_heads: Sequence[int], num_classes: int) -> None:
+    """A ``SwinTransformer`` configuration both trees accept, or a ValueError naming what is wrong."""
+    if global_pool != "avg":
+        raise ValueError(f"global_pool must be 'avg' (timm's Swin default), got {global_pool!r}")
+    if len(depths) < 1 or len(depths) != len(num_heads) or min(depths) < 1:
+        raise ValueError(f"depths and num_heads need one entry >= 1 per stage, got {tuple(depths)} "
+                         f"and {tuple(num_heads)}")
+    if num_classes < 0:
+        raise ValueError(f"num_classes must be >= 0, got {num_classes}")

@@ -1,0 +1,268 @@
+"""Swin Transformer (torch mirror of ``paddle_vit.models.swin``; timm 1.0's structure and names)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from paddle_vit import swin_tables
+from paddle_vit.checks import check_map, check_tokens, to_2tuple
+from torch_ref.layers import DropPath, Mlp, PatchEmbed
+from torch_ref.registry import register_family
+
+
+def window_partition(x: torch.Tensor, window: Sequence[int]) -> torch.Tensor:
+    """``[B, H, W, C]`` -> ``[B * nW, Mh, Mw, C]``, windows in row-major order per image."""
+    B, H, W, C = x.shape
+    mh, mw = window
+    x = x.reshape(B, H // mh, mh, W // mw, mw, C).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, mh, mw, C)
+
+
+def window_reverse(windows: torch.Tensor, window: Sequence[int], H: int, W: int) -> torch.Tensor:
+    """Inverse of ``window_partition``: ``[B * nW, Mh, Mw, C]`` -> ``[B, H, W, C]``."""
+    mh, mw = window
+    C = windows.shape[-1]
+    x = windows.reshape(-1, H // mh, W // mw, mh, mw, C).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, H, W, C)
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside each window, plus a learned relative position bias."""
+
+    def __init__(self, dim: int, num_heads: int, head_dim: int | None = None,
+                 window_size: int | Sequence[int] = 7, qkv_bias: bool = True,
+                 attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+        super().__init__()
+        if num_heads < 1 or dim < 1:
+            raise ValueError(f"need dim >= 1 and num_heads >= 1, got dim={dim}, num_heads={num_heads}")
+        self.dim = dim
+        self.window_size = to_2tuple(window_size, "window_size")
+        self.window_area = self.window_size[0] * self.window_size[1]
+        self.num_heads = num_heads
+        self.head_dim = head_dim or dim // num_heads
+        if self.head_dim < 1:
+            raise ValueError(f"dim ({dim}) must be >= num_heads ({num_heads}) when head_dim is not given")
+        attn_dim = self.head_dim * num_heads
+        self.scale = self.head_dim ** -0.5
+        table_rows = (2 * self.window_size[0] - 1) * (2 * self.window_size[1] - 1)
+        self.relative_position_bias_table = nn.Parameter(torch.empty(table_rows, num_heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        index = swin_tables.relative_position_index(self.window_size)
+        self.register_buffer("relative_position_index", torch.from_numpy(index.reshape(-1)), persistent=False)
+        self.qkv = nn.Linear(dim, attn_dim * 3, bias=qkv_bias)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(attn_dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def relative_position_bias(self) -> torch.Tensor:
+        """``[1, num_heads, N, N]``: the table row of each token pair, heads first."""
+        N = self.window_area
+        bias = self.relative_position_bias_table[self.relative_position_index]
+        return bias.reshape(N, N, self.num_heads).permute(2, 0, 1).unsqueeze(0)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, return_attn: bool = True
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x [B * nW, N, C]``, ``mask [nW, N, N]`` or ``None`` ->
+        ``(out [B * nW, N, C], attn [B * nW, num_heads, N, N] if return_attn else None)``."""
+        check_tokens(x, self.dim, "WindowAttention")
+        B_, N, _ = x.shape
+        if N != self.window_area:
+            raise ValueError(f"WindowAttention: expected {self.window_area} tokens per window "
+                             f"(window {self.window_size}), got shape {list(x.shape)}")
+        qkv = self.qkv(x).reshape(B_, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # each [B_, heads, N, D]
+        attn = (q * self.scale) @ k.transpose(-2, -1) + self.relative_position_bias()
+        if mask is not None:
+            num_win = mask.shape[0]
+            if list(mask.shape) != [num_win, N, N] or (isinstance(B_, int) and B_ % num_win):
+                raise ValueError(f"WindowAttention: mask must be [num_windows, {N}, {N}] with num_windows "
+                                 f"dividing the batch {B_}, got {list(mask.shape)}")
+            attn = attn.reshape(-1, num_win, self.num_heads, N, N) + mask.unsqueeze(1).unsqueeze(0)
+            attn = attn.reshape(-1, self.num_heads, N, N)
+        attn = attn.softmax(dim=-1)
+        out = (self.attn_drop(attn) @ v).transpose(1, 2).reshape(B_, N, -1)
+        return self.proj_drop(self.proj(out)), attn if return_attn else None
+
+
+class SwinTransformerBlock(nn.Module):
+    """``[B, H, W, C]`` -> ``[B, H, W, C]``: (shifted-)window attention and an MLP, pre-norm, residual."""
+
+    def __init__(self, dim: int, input_resolution: int | Sequence[int], num_heads: int = 4,
+                 head_dim: int | None = None, window_size: int | Sequence[int] = 7,
+                 shift_size: int | Sequence[int] = 0, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 proj_drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0) -> None:
+        super().__init__()
+        self.dim = dim
+        self.input_resolution = to_2tuple(input_resolution, "input_resolution")
+        self.window_size, self.shift_size = swin_tables.window_and_shift(
+            self.input_resolution, window_size, shift_size)
+        self.norm1 = nn.LayerNorm(dim, eps=1e-5)
+        self.attn = WindowAttention(dim, num_heads, head_dim, self.window_size, qkv_bias, attn_drop, proj_drop)
+        self.drop_path1 = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-5)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=proj_drop)
+        self.drop_path2 = DropPath(drop_path)
+        mask = swin_tables.shift_mask(self.input_resolution, self.window_size, self.shift_size)
+        self.register_buffer("attn_mask", None if mask is None else torch.from_numpy(mask), persistent=False)
+
+    def _attn(self, x: torch.Tensor) -> torch.Tensor:
+        B, H, W, C = x.shape
+        sh, sw = self.shift_size
+        mh, mw = self.window_size
+        if sh or sw:
+            x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
+        pad_h, pad_w = (mh - H % mh) % mh, (mw - W % mw) % mw
+        if pad_h or pad_w:
+            x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))  # torch's pad list runs from the last axis
+        Hp, Wp = H + pad_h, W + pad_w
+        windows = window_partition(x, self.window_size).reshape(-1, mh * mw, C)
+        windows = self.attn(windows, mask=self.attn_mask, return_attn=False)[0]
+        x = window_reverse(windows.reshape(-1, mh, mw, C), self.window_size, Hp, Wp)[:, :H, :W, :]
+        if sh or sw:
+            x = torch.roll(x, shifts=(sh, sw), dims=(1, 2))
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_map(x, self.input_resolution, self.dim, "SwinTransformerBlock")
+        B, H, W, C = x.shape
+        x = x + self.drop_path1(self._attn(self.norm1(x)))
+        x = x.reshape(B, H * W, C)
+        x = x + self.drop_path2(self.mlp(self.norm2(x)))
+        return x.reshape(B, H, W, C)
+
+
+class PatchMerging(nn.Module):
+    """``[B, H, W, C]`` -> ``[B, ceil(H/2), ceil(W/2), out_dim]``: 2x2 neighbours concatenated in the
+    order (0,0), (1,0), (0,1), (1,1), LayerNorm, Linear without bias; an odd side is zero-padded."""
+
+    def __init__(self, dim: int, out_dim: int | None = None) -> None:
+        super().__init__()
+        self.dim = dim
+        self.out_dim = out_dim or 2 * dim
+        self.norm = nn.LayerNorm(4 * dim, eps=1e-5)
+        self.reduction = nn.Linear(4 * dim, self.out_dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_map(x, None, self.dim, "PatchMerging")
+        B, H, W, C = x.shape
+        if H % 2 or W % 2:
+            x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
+            H, W = H + H % 2, W + W % 2
+        x = x.reshape(B, H // 2, 2, W // 2, 2, C).permute(0, 1, 3, 4, 2, 5).reshape(B, H // 2, W // 2, 4 * C)
+        return self.reduction(self.norm(x))
+
+
+class BasicLayer(nn.Module):
+    """One stage: optional ``PatchMerging`` (``downsample``) first, then ``depth`` blocks alternating
+    regular and shifted windows. ``[B, H, W, dim]`` -> ``[B, H', W', out_dim]``."""
+
+    def __init__(self, dim: int, out_dim: int, input_resolution: int | Sequence[int], depth: int,
+                 downsample: bool = True, num_heads: int = 4, head_dim: int | None = None,
+                 window_size: int | Sequence[int] = 7, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 proj_drop: float = 0.0, attn_drop: float = 0.0,
+                 drop_path: float | Sequence[float] = 0.0) -> None:
+        super().__init__()
+        if not downsample and dim != out_dim:
+            raise ValueError(f"a stage without downsample keeps its width: dim {dim} != out_dim {out_dim}")
+        self.input_resolution = to_2tuple(input_resolution, "input_resolution")
+        self.output_resolution = (tuple((r + 1) // 2 for r in self.input_resolution) if downsample
+                                  else self.input_resolution)
+        window = to_2tuple(window_size, "window_size")
+        shift = (window[0] // 2, window[1] // 2)
+        rates = list(drop_path) if isinstance(drop_path, (list, tuple)) else [drop_path] * depth
+        self.downsample = PatchMerging(dim, out_dim) if downsample else nn.Identity()
+        self.blocks = nn.ModuleList([
+            SwinTransformerBlock(out_dim, self.output_resolution, num_heads, head_dim, window,
+                                 0 if i % 2 == 0 else shift, mlp_ratio, qkv_bias, proj_drop, attn_drop, rates[i])
+            for i in range(depth)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.downsample(x)
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class SwinPatchEmbed(PatchEmbed):
+    """``PatchEmbed`` followed by a LayerNorm, channels-last: ``[B, C_in, H, W]`` -> ``[B, gh, gw, embed_dim]``."""
+
+    def __init__(self, img_size: int | Sequence[int] = 224, patch_size: int | Sequence[int] = 4,
+                 in_chans: int = 3, embed_dim: int = 96) -> None:
+        super().__init__(img_size, patch_size, in_chans, embed_dim)
+        self.norm = nn.LayerNorm(embed_dim, eps=1e-5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = super().forward(x)
+        return self.norm(tokens.reshape(x.shape[0], self.grid_size[0], self.grid_size[1], self.embed_dim))
+
+
+class ClassifierHead(nn.Module):
+    """``[B, H, W, C]`` -> average over H, W -> dropout -> ``fc`` (timm's ``head.fc``)."""
+
+    def __init__(self, in_features: int, num_classes: int, drop_rate: float = 0.0) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.drop(x.mean(dim=(1, 2)))
+        return x if pre_logits else self.fc(x)
+
+
+@register_family("swin")
+class SwinTransformer(nn.Module):
+    """``[B, in_chans, H, W]`` -> logits ``[B, num_classes]``; ``img_size`` may be ``(H, W)``."""
+
+    def __init__(self, img_size: int | Sequence[int] = 224, patch_size: int | Sequence[int] = 4,
+                 in_chans: int = 3, num_classes: int = 1000, global_pool: str = "avg",
+                 embed_dim: int = 96, depths: Sequence[int] = (2, 2, 6, 2),
+                 num_heads: Sequence[int] = (3, 6, 12, 24), head_dim: int | None = None,
+                 window_size: int | Sequence[int] = 7, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 drop_rate: float = 0.0, proj_drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.1) -> None:
+        super().__init__()
+        swin_tables.check_config(global_pool, depths, num_heads, num_classes)
+        self.num_classes = num_classes
+        self.global_pool = global_pool
+        self.num_layers = len(depths)
+        self.embed_dim = embed_dim
+        dims = [int(embed_dim * 2 ** i) for i in range(self.num_layers)]
+        self.num_features = dims[-1]
+        self.patch_embed = SwinPatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        resolutions = swin_tables.stage_resolutions(self.patch_embed.grid_size, self.num_layers)
+        rates = swin_tables.drop_path_rates(drop_path_rate, depths)
+        self.layers = nn.ModuleList([
+            BasicLayer(dims[max(i - 1, 0)], dims[i], resolutions[max(i - 1, 0)], depths[i], downsample=i > 0,
+                       num_heads=num_heads[i], head_dim=head_dim, window_size=window_size,
+                       mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, proj_drop=proj_drop_rate,
+                       attn_drop=attn_drop_rate, drop_path=rates[i])
+            for i in range(self.num_layers)])
+        self.norm = nn.LayerNorm(self.num_features, eps=1e-5)
+        self.head = ClassifierHead(self.num_features, num_classes, drop_rate)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` -> last stage after the final norm ``[B, h, w, num_features]``."""
+        x = self.patch_embed(x)
+        for layer in self.layers:
+            x = layer(x)
+        return self.norm(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
