@@ -1,4 +1,5 @@
 """Model families; importing this module registers each family's class."""
+from paddle_vit.models.efficientnetv2 import ConvBNAct, EfficientNetV2, FusedMBConv, MBConv
 from paddle_vit.models.vit import Block, VisionTransformer
 
-__all__ = ["Block", "VisionTransformer"]
+__all__ = ["Block", "VisionTransformer", "ConvBNAct", "EfficientNetV2", "FusedMBConv", "MBConv"]
