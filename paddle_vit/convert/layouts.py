@@ -23,9 +23,10 @@ POS_EMBED = "pos_embed"   # learned [1, prefix + gh*gw, C]: resampled bicubicall
 TRANSFORMS = (NONE, POS_EMBED)
 
 # torch BatchNorm buffer -> Paddle BatchNorm buffer; applied after the layout's own rules.
-FRAMEWORK_RENAMES = ((r"(.*)\.running_mean$", r"\1._mean"), (r"(.*)\.running_var$", r"\1._variance"))
+# (A BatchNorm converted on its own has the bare keys ``running_mean``, hence the optional prefix.)
+FRAMEWORK_RENAMES = ((r"^(.*\.)?running_mean$", r"\1_mean"), (r"^(.*\.)?running_var$", r"\1_variance"))
 # torch-only bookkeeping that has no Paddle counterpart (Paddle BN counts no batches).
-FRAMEWORK_IGNORE = (r".*\.num_batches_tracked$",)
+FRAMEWORK_IGNORE = (r"(.*\.)?num_batches_tracked$",)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import paddle.nn as nn
 
 from paddle_vit.checks import check_image
 from paddle_vit.conv_arith import eca_kernel_size
+from paddle_vit.layers.activations import SiLU
 
 
 class SqueezeExcitation(nn.Layer):
@@ -27,7 +28,7 @@ class SqueezeExcitation(nn.Layer):
             raise ValueError(f"squeeze width int({in_chs or channels} * se_ratio={se_ratio}) must be >= 1")
         self.channels = channels
         self.conv_reduce = nn.Conv2D(channels, rd_channels, 1)
-        self.act1 = nn.Silu()
+        self.act1 = SiLU()
         self.conv_expand = nn.Conv2D(rd_channels, channels, 1)
         self.gate = nn.Sigmoid()
 

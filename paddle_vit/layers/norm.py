@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import paddle
 import paddle.nn as nn
+import paddle.nn.functional as F
 
 
 class BatchNorm2d(nn.BatchNorm2D):
@@ -43,7 +44,9 @@ class BatchNorm2d(nn.BatchNorm2D):
         if x.ndim != 4 or x.shape[0] * x.shape[2] * x.shape[3] < 2:
             raise ValueError(f"BatchNorm2d in training needs [B, C, H, W] with B*H*W >= 2, got shape {list(x.shape)}")
         old_mean, old_var = self._mean.clone(), self._variance.clone()
-        out = super().forward(x)  # normalises with the batch statistics; its running update is replaced below
+        # Paddle's kernel normalises with the batch statistics; its running update is replaced below.
+        out = F.batch_norm(x, self._mean, self._variance, self.weight, self.bias, training=True,
+                           momentum=self._momentum, epsilon=self._epsilon, data_format=self._data_format)
         with paddle.no_grad():
             mean = x.mean(axis=[0, 2, 3])
             var = x.var(axis=[0, 2, 3], unbiased=True)

@@ -6,6 +6,7 @@ import torch.nn as nn
 
 from paddle_vit.checks import check_image
 from paddle_vit.conv_arith import eca_kernel_size
+from torch_ref.layers.activations import SiLU
 
 
 class SqueezeExcitation(nn.Module):
@@ -19,7 +20,7 @@ class SqueezeExcitation(nn.Module):
             raise ValueError(f"squeeze width int({in_chs or channels} * se_ratio={se_ratio}) must be >= 1")
         self.channels = channels
         self.conv_reduce = nn.Conv2d(channels, rd_channels, 1)
-        self.act1 = nn.SiLU()
+        self.act1 = SiLU()
         self.conv_expand = nn.Conv2d(rd_channels, channels, 1)
         self.gate = nn.Sigmoid()
 

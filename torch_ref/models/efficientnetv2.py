@@ -17,6 +17,7 @@ import torch.nn as nn
 from paddle_vit.checks import check_image
 from paddle_vit.conv_arith import round_channels
 from paddle_vit.efficientnet_arch import block_specs
+from torch_ref.layers.activations import SiLU
 from torch_ref.layers.channel_attention import SqueezeExcitation
 from torch_ref.layers.conv2d_same import create_conv2d
 from torch_ref.layers.drop_path import DropPath
@@ -56,7 +57,7 @@ class ConvBNAct(_Residual):
         self._init_residual(in_chs, out_chs, stride, skip, drop_path)
         self.conv = create_conv2d(in_chs, out_chs, kernel_size, stride, groups, pad_type=pad_type)
         self.bn1 = BatchNorm2d(out_chs, bn_eps, bn_momentum)
-        self.act = nn.SiLU() if act else nn.Identity()
+        self.act = SiLU() if act else nn.Identity()
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.bn1(self.conv(x)))
@@ -85,7 +86,7 @@ class FusedMBConv(_Residual):
             self.bn1 = BatchNorm2d(mid, bn_eps, bn_momentum)
             self.conv_pwl = create_conv2d(mid, out_chs, 1)
             self.bn2 = BatchNorm2d(out_chs, bn_eps, bn_momentum)
-        self.act = nn.SiLU()
+        self.act = SiLU()
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         if self.expand_ratio == 1:
@@ -109,7 +110,7 @@ class MBConv(_Residual):
         self.bn1 = BatchNorm2d(mid, bn_eps, bn_momentum)
         self.conv_dw = create_conv2d(mid, mid, kernel_size, stride, groups=mid, pad_type=pad_type)
         self.bn2 = BatchNorm2d(mid, bn_eps, bn_momentum)
-        self.act = nn.SiLU()
+        self.act = SiLU()
         self.se = SqueezeExcitation(mid, se_ratio, in_chs=in_chs) if se_ratio > 0 else nn.Identity()
         self.conv_pwl = create_conv2d(mid, out_chs, 1)
         self.bn3 = BatchNorm2d(out_chs, bn_eps, bn_momentum)
@@ -126,9 +127,11 @@ class EfficientNetV2(nn.Module):
     ``num_classes=0``). Stem 3x3/2 conv, the stages of ``stages`` (see ``paddle_vit.variants``),
     1x1 head conv to ``num_features``, global average pool, dropout, classifier.
 
-    ``bn_momentum`` is torch's convention (weight of the new statistic); ``pad_type='same'`` is
-    TensorFlow's SAME padding (timm's ``tf_`` weights). ``img_size`` is the evaluation size the
-    variant was designed for (metadata: any input of at least 32 x 32 works).
+    ``channel_multiplier`` scales the stem and stage widths (rounded to multiples of 8, as timm),
+    ``depth_multiplier`` the repeats (ceil); ``num_features`` is taken as given. ``bn_momentum`` is
+    torch's convention (weight of the new statistic); ``pad_type='same'`` is TensorFlow's SAME
+    padding (timm's ``tf_`` weights). ``img_size`` is the evaluation size the variant was designed
+    for (metadata: any input size works).
     """
 
     def __init__(self, stages: Sequence[Sequence], num_classes: int = 1000, in_chans: int = 3, stem_size: int = 24,
@@ -142,10 +145,10 @@ class EfficientNetV2(nn.Module):
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
         self.in_chans, self.num_classes, self.img_size = in_chans, num_classes, img_size
         stem_size = round_channels(stem_size, channel_multiplier)
-        self.num_features = round_channels(num_features, channel_multiplier)
+        self.num_features = num_features  # not scaled by channel_multiplier (the head width is given as is)
         self.conv_stem = create_conv2d(in_chans, stem_size, 3, stride=2, pad_type=pad_type)
         self.bn1 = BatchNorm2d(stem_size, bn_eps, bn_momentum)
-        self.act = nn.SiLU()
+        self.act = SiLU()
         stages_out: list[list[nn.Module]] = [[] for _ in stages]
         for s in specs:
             cls = FusedMBConv if s.block == "fused" else MBConv
@@ -161,7 +164,7 @@ class EfficientNetV2(nn.Module):
     def _init_weights(self) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")  # std sqrt(2 / fan_out), as the Paddle tree
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")  # std sqrt(2 / (out * k * k)), as the source
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
