@@ -25,16 +25,6 @@ TINY = dict(channel_multiplier=0.25, depth_multiplier=0.5, num_features=256, dro
             num_classes=10)
 
 
-@pytest.fixture(autouse=True)
-def _flush_denormals():
-    """Random weights drive some activations below 1.2e-38 (float32 subnormals), where torch's CPU
-    convolutions slow down ~25x (a tiny model's forward: 6.4 s, 0.27 s flushed; Paddle 0.13 s either
-    way). Flushing changes a value by less than 1.2e-38, far below any bound."""
-    torch.set_flush_denormal(True)
-    yield
-    torch.set_flush_denormal(False)
-
-
 def tiny_kwargs(name: str, **extra) -> dict:
     return model_kwargs(name, **{**TINY, **extra})[1]
 

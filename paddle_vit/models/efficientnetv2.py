@@ -167,7 +167,8 @@ class EfficientNetV2(nn.Layer):
         for layer in self.sublayers():
             if isinstance(layer, nn.Conv2D):
                 # torch's kaiming_normal_(mode="fan_out") as the source: fan_out ignores groups, so a
-                # depthwise conv starts ~3x smaller than timm's init and a random network stays tame.
+                # depthwise conv starts sqrt(channels) times smaller than under timm's init, and a
+                # random network's activations stay bounded instead of doubling in every block.
                 fan_out = layer.weight.shape[0] * layer.weight.shape[2] * layer.weight.shape[3]
                 nn.initializer.Normal(0.0, math.sqrt(2.0 / fan_out))(layer.weight)
                 if layer.bias is not None:
