@@ -1,9 +1,14 @@
 """Shared Paddle building blocks (mirrored one file for one file in ``torch_ref.layers``)."""
+from paddle_vit.layers.activations import SiLU, silu
 from paddle_vit.layers.attention import Attention
+from paddle_vit.layers.channel_attention import CBAM, ECA, ChannelAttention, SpatialAttention, SqueezeExcitation
+from paddle_vit.layers.conv2d_same import Conv2dSame, create_conv2d
 from paddle_vit.layers.drop_path import DropPath, drop_path
 from paddle_vit.layers.mlp import Mlp
+from paddle_vit.layers.norm import BatchNorm2d
 from paddle_vit.layers.patch_embed import PatchEmbed, PatchEmbedding, prepend_cls_token
 from paddle_vit.layers.pos_embed import resample_pos_embed, sincos_1d, sincos_2d
 
-__all__ = ["Attention", "DropPath", "drop_path", "Mlp", "PatchEmbed", "PatchEmbedding",
+__all__ = ["SiLU", "silu", "Attention", "BatchNorm2d", "CBAM", "ChannelAttention", "Conv2dSame", "create_conv2d", "ECA",
+           "SpatialAttention", "SqueezeExcitation", "DropPath", "drop_path", "Mlp", "PatchEmbed", "PatchEmbedding",
            "prepend_cls_token", "resample_pos_embed", "sincos_1d", "sincos_2d"]

@@ -1,5 +1,6 @@
 """Model families; importing this module registers each family's class."""
+from paddle_vit.models.efficientnetv2 import ConvBNAct, EfficientNetV2, FusedMBConv, MBConv
 from paddle_vit.models.swin import SwinTransformer
 from paddle_vit.models.vit import Block, VisionTransformer
 
-__all__ = ["Block", "SwinTransformer", "VisionTransformer"]
+__all__ = ["Block", "ConvBNAct", "EfficientNetV2", "FusedMBConv", "MBConv", "SwinTransformer", "VisionTransformer"]

@@ -1,0 +1,110 @@
+"""Channel and spatial attention on feature maps ``[B, C, H, W]``: SE, ECA and CBAM.
+
+Each returns its input reweighted, same shape: a gate in (0, 1) per channel (SE, ECA, CBAM's
+first half) or per position (CBAM's second half), multiplied into ``x``.
+"""
+from __future__ import annotations
+
+import paddle
+import paddle.nn as nn
+
+from paddle_vit.checks import check_image
+from paddle_vit.conv_arith import eca_kernel_size
+from paddle_vit.layers.activations import SiLU
+
+
+class SqueezeExcitation(nn.Layer):
+    """Squeeze-and-Excitation as in EfficientNet (timm's names): global average ->
+    1x1 ``conv_reduce`` -> SiLU -> 1x1 ``conv_expand`` -> Sigmoid gate per channel.
+
+    ``channels`` is the width being gated (an MBConv's expanded width); the squeeze width is
+    ``int(in_chs * se_ratio)`` of the *block input* width ``in_chs`` (``channels`` if not given).
+    """
+
+    def __init__(self, channels: int, se_ratio: float = 0.25, in_chs: int | None = None) -> None:
+        super().__init__()
+        rd_channels = int((channels if in_chs is None else in_chs) * se_ratio)
+        if rd_channels < 1:
+            raise ValueError(f"squeeze width int({in_chs or channels} * se_ratio={se_ratio}) must be >= 1")
+        self.channels = channels
+        self.conv_reduce = nn.Conv2D(channels, rd_channels, 1)
+        self.act1 = SiLU()
+        self.conv_expand = nn.Conv2D(rd_channels, channels, 1)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        check_image(x, self.channels, None, "SqueezeExcitation")
+        s = x.mean(axis=[2, 3], keepdim=True)
+        return x * self.gate(self.conv_expand(self.act1(self.conv_reduce(s))))
+
+
+class ECA(nn.Layer):
+    """Efficient Channel Attention (Wang et al., 2020): global average -> 1-D conv of size ``k``
+    across neighbouring channels (no dimensionality reduction) -> Sigmoid gate per channel.
+    ``k`` follows ECA-Net's rule from the channel count unless ``kernel_size`` is given."""
+
+    def __init__(self, channels: int, kernel_size: int | None = None, gamma: float = 2.0, beta: float = 1.0) -> None:
+        super().__init__()
+        k = eca_kernel_size(channels, gamma, beta) if kernel_size is None else kernel_size
+        if k < 1 or k % 2 == 0:
+            raise ValueError(f"ECA kernel_size must be a positive odd number, got {k}")
+        self.channels, self.kernel_size = channels, k
+        self.conv = nn.Conv1D(1, 1, k, padding=(k - 1) // 2, bias_attr=False)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        check_image(x, self.channels, None, "ECA")
+        b, c = x.shape[0], x.shape[1]
+        y = self.conv(x.mean(axis=[2, 3]).reshape([b, 1, c]))      # [B, 1, C]: channels as a sequence
+        return x * self.gate(y).reshape([b, c, 1, 1])
+
+
+class ChannelAttention(nn.Layer):
+    """CBAM's channel half: the shared MLP ``fc1 -> ReLU -> fc2`` (1x1 convs) on the average- and the
+    max-pooled descriptor, summed, Sigmoid gate per channel."""
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        if reduction < 1:
+            raise ValueError(f"reduction must be >= 1, got {reduction}")
+        hidden = max(1, channels // reduction)
+        self.fc1 = nn.Conv2D(channels, hidden, 1, bias_attr=False)
+        self.act = nn.ReLU()
+        self.fc2 = nn.Conv2D(hidden, channels, 1, bias_attr=False)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        avg = self.fc2(self.act(self.fc1(x.mean(axis=[2, 3], keepdim=True))))
+        mx = self.fc2(self.act(self.fc1(x.amax(axis=[2, 3], keepdim=True))))
+        return x * self.gate(avg + mx)
+
+
+class SpatialAttention(nn.Layer):
+    """CBAM's spatial half: channel-wise mean and max stacked ``[B, 2, H, W]`` (mean first) ->
+    ``kernel_size`` conv to one map -> Sigmoid gate per position."""
+
+    def __init__(self, kernel_size: int = 7) -> None:
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"spatial kernel_size must be a positive odd number, got {kernel_size}")
+        self.conv = nn.Conv2D(2, 1, kernel_size, padding=(kernel_size - 1) // 2, bias_attr=False)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        s = paddle.concat([x.mean(axis=1, keepdim=True), x.amax(axis=1, keepdim=True)], axis=1)
+        return x * self.gate(self.conv(s))
+
+
+class CBAM(nn.Layer):
+    """Convolutional Block Attention Module (Woo et al., 2018): channel attention, then spatial."""
+
+    def __init__(self, channels: int, reduction: int = 16, spatial_kernel_size: int = 7) -> None:
+        super().__init__()
+        self.channels = channels
+        self.channel = ChannelAttention(channels, reduction)
+        self.spatial = SpatialAttention(spatial_kernel_size)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        check_image(x, self.channels, None, "CBAM")
+        return self.spatial(self.channel(x))
+
