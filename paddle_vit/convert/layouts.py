@@ -134,3 +134,13 @@ register_layout(Layout(
     notes="torchvision.models.vit_*; LayerNorm eps 1e-6 as ours. heads.pre_logits (representation "
           "layer) is not supported and fails as an unmapped key.",
 ))
+
+# Our variant -> the torchvision constructor of the same architecture (``torchvision.models.<name>``,
+# built with ``image_size`` = the variant's). Shown by ``paddle-vit-convert --list-models``; the
+# verification builds torchvision's class from our arguments (see ``sources.py``), and a test checks
+# that this gives the named constructor's tensors.
+TORCHVISION_NAMES: dict[str, str] = {
+    "vit_base_patch16_224": "vit_b_16", "vit_base_patch16_384": "vit_b_16",
+    "vit_base_patch32_224": "vit_b_32", "vit_base_patch32_384": "vit_b_32",
+    "vit_large_patch16_224": "vit_l_16", "vit_large_patch16_384": "vit_l_16",
+}
