@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import ast
+import gc
 import sys
 import time
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_MISMATCH = 0, 1, 2, 3
@@ -85,10 +87,15 @@ def _progress(quiet: bool, desc: str):
     return wrap
 
 
-def _build_paddle(name: str, kwargs: dict[str, Any]) -> Any:
+def _build_paddle(name: str, kwargs: dict[str, Any], lazy: bool = False) -> Any:
+    """Our model; ``lazy``: parameters with shapes but no memory (enough to plan a conversion)."""
+    import contextlib
+
+    import paddle
     from paddle_vit.registry import create_model
     try:
-        return create_model(name, **kwargs)
+        with paddle.LazyGuard() if lazy else contextlib.nullcontext():
+            return create_model(name, **kwargs)
     except TypeError as exc:  # an --override the constructor does not take
         raise ValueError(f"cannot build {name!r} with {kwargs}: {exc}") from None
 
@@ -99,36 +106,52 @@ def _say(quiet: bool, text: str) -> None:
 
 
 def to_paddle(args: argparse.Namespace, kwargs: dict[str, Any]) -> None:
-    """SRC (torch layout) -> DST (Paddle), verified against the source model unless --no-verify."""
-    from paddle_vit.convert.core import ConversionError, convert_state_dict, load_state_dict_strict, plan_for
+    """SRC (torch layout) -> DST (Paddle), verified against the source model unless --no-verify.
+    At most about two copies of the checkpoint are held at any time: the memory-mapped source and
+    the converted tensors while writing; the written file and one model while verifying."""
+    from paddle_vit.convert.core import ConversionError, convert_state_dict, detect_source, tensor_shapes
     from paddle_vit.convert.io import atomic_output, read_checkpoint, write_checkpoint
-    from paddle_vit.variants import get_variant, model_kwargs
+    from paddle_vit.variants import get_variant
 
     family = get_variant(args.model)[0]
-    model = _build_paddle(args.model, kwargs)
+    spec_model = _build_paddle(args.model, kwargs, lazy=True)  # shapes and layer types, no weights
     state, layout = read_checkpoint(args.src)
     if layout == "paddle":
         raise ConversionError(f"{args.src} is already a Paddle checkpoint", ["to go back to torch, pass --to torch"])
-    routes = plan_for(state, model, args.source)
-    source = args.source if args.source != "auto" else _detected(state, family)
-    out = convert_state_dict(state, model, source, progress=_progress(args.quiet, "converting"))
+    source = detect_source(tensor_shapes(state), family) if args.source == "auto" else args.source
+    out = convert_state_dict(state, spec_model, source, progress=_progress(args.quiet, "converting"))
     count = len(out)
     with atomic_output(args.dst, args.force, inputs=[args.src]) as tmp:
         write_checkpoint(out, tmp, "paddle", fmt=args.dst)
-        del out  # the file holds it now; the verification reads it back from there
+        del out, state  # the file holds it now; the verification reads it back from there
         if not args.no_verify:
-            from paddle_vit.convert import sources, verify
-            x = verify.verification_input(model_kwargs(args.model, **kwargs)[1])
-            written, _ = read_checkpoint(tmp, fmt=args.dst)
-            load_state_dict_strict(model, written)
-            del written
-            got = verify.paddle_logits(model, x)
-            grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
-            del model
-            torch_model = sources.build_source_model(args.model, family, source, kwargs)
-            torch_model.load_state_dict(verify.source_state_for(torch_model, state, routes, grid), strict=True)
-            _check(verify.compare_logits(verify.torch_logits(torch_model, x), got, source, x), args.quiet)
+            _check(verify_paddle_file(args, kwargs, family, source, tmp), args.quiet)
     _say(args.quiet, f"wrote {args.dst}: {count} tensors, Paddle layout of {args.model} (from {source})")
+
+
+def verify_paddle_file(args: argparse.Namespace, kwargs: dict[str, Any], family: str, source: str,
+                       written: Path) -> Any:
+    """Logits of our model loaded from the ``written`` file vs the source model loaded from SRC.
+    One model at a time, so the peak is one model plus one copy of the weights."""
+    from paddle_vit.convert import sources, verify
+    from paddle_vit.convert.core import load_state_dict_strict, plan_for, target_spec
+    from paddle_vit.convert.io import read_checkpoint
+    from paddle_vit.variants import model_kwargs
+
+    x = verify.verification_input(model_kwargs(args.model, **kwargs)[1])
+    model = _build_paddle(args.model, kwargs)
+    load_state_dict_strict(model, read_checkpoint(written, fmt=args.dst)[0])
+    got = verify.paddle_logits(model, x)
+    grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
+    state = read_checkpoint(args.src)[0]  # memory-mapped again: pages are read as the torch model loads
+    routes = plan_for(state, model, source)
+    shapes = {k: v[0] for k, v in target_spec(model).items()}
+    del model
+    gc.collect()
+    torch_model = verify.load_without_copy(lambda: sources.build_source_model(args.model, family, source, kwargs),
+                                           verify.source_state_for(state, routes, shapes, grid))
+    del state
+    return verify.compare_logits(verify.torch_logits(torch_model, x), got, source, x)
 
 
 def to_torch(args: argparse.Namespace, kwargs: dict[str, Any]) -> None:
@@ -142,7 +165,7 @@ def to_torch(args: argparse.Namespace, kwargs: dict[str, Any]) -> None:
     if source not in ("torch_ref", "timm"):
         raise ValueError(f"--to torch writes the torch_ref/timm layout, not {source!r}")
     family = get_variant(args.model)[0]
-    model = _build_paddle(args.model, kwargs)
+    model = _build_paddle(args.model, kwargs, lazy=True)
     state, layout = read_checkpoint(args.src)
     if layout != "paddle":
         raise ConversionError(f"{args.src} is a torch checkpoint", ["--to torch reads a .pdparams file or a Paddle "
@@ -155,6 +178,7 @@ def to_torch(args: argparse.Namespace, kwargs: dict[str, Any]) -> None:
         if not args.no_verify:
             import torch
             x = verify.verification_input(model_kwargs(args.model, **kwargs)[1])
+            model = _build_paddle(args.model, kwargs)
             load_state_dict_strict(model, state)
             got = verify.paddle_logits(model, x)
             written, _ = read_checkpoint(tmp, fmt=args.dst)
@@ -163,14 +187,12 @@ def to_torch(args: argparse.Namespace, kwargs: dict[str, Any]) -> None:
     _say(args.quiet, f"wrote {args.dst}: {len(out)} tensors, {source} layout of {args.model}")
 
 
-def _detected(state: Any, family: str) -> str:
-    from paddle_vit.convert.core import detect_source, tensor_shapes
-    return detect_source(tensor_shapes(state), family)
-
-
 def _check(result: Any, quiet: bool) -> None:
     if not quiet or not result.passed:
         print(result.table(), flush=True)
+    if not result.passed and not result.conclusive:
+        raise VerificationFailed("the source model's logits are all zero (a zero-initialised head?), so they cannot "
+                                 "tell a right conversion from a wrong one; pass --no-verify to convert without the check")
     if not result.passed:
         raise VerificationFailed("the converted model does not reproduce the source model's logits")
 
