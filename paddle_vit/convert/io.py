@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import struct
 import tempfile
 import zipfile
@@ -39,6 +40,12 @@ _PDPARAMS_GLOBALS = {
 # numpy dtype -> safetensors dtype tag
 _ST_DTYPES = {"float64": "F64", "float32": "F32", "float16": "F16", "int64": "I64", "int32": "I32",
               "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
+
+
+def _contiguous(value: Any) -> np.ndarray:
+    """A C-contiguous array, keeping 0-d arrays 0-d (``np.ascontiguousarray`` makes them 1-d)."""
+    array = np.asarray(value)
+    return array if array.flags.c_contiguous else array.copy(order="C")
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -95,13 +102,23 @@ def read_torch(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
-        raise ConversionError(f"refused to load {path}", [
-            "the file holds Python objects other than tensors, which could run code when unpickled "
-            f"(torch.load weights_only=True said: {_first_line(exc)})"]) from None
+        raise ConversionError(f"refused to load {path}", [_weights_only_refusal(str(exc))]) from None
     except Exception as exc:  # truncated zip, random bytes, wrong format
         raise ConversionError(f"cannot read {path}", [
             f"not a readable torch checkpoint (truncated or corrupt?): {type(exc).__name__}: {_first_line(exc)}"]) from None
     return _unnest(obj, path)
+
+
+def _weights_only_refusal(message: str) -> str:
+    """What torch's weights-only unpickler stopped at, in one line."""
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", message)
+    if found:
+        return (f"the file references {found.group(1)}, which is not a tensor type: unpickling it could run code, "
+                "so it is not loaded (a checkpoint holds tensors only; safetensors cannot hold code at all)")
+    found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", message, re.S)
+    detail = " ".join(found.group(1).split())[:200] if found else _first_line(Exception(message))
+    return (f"not a plain torch checkpoint: the weights-only unpickler stopped at '{detail}' "
+            "(random bytes, or a pickle of objects other than tensors; neither is loaded)")
 
 
 def read_pdparams(path: Path) -> dict[str, Any]:
@@ -230,7 +247,7 @@ def write_pdparams(state: Mapping[str, np.ndarray], path: str | os.PathLike) -> 
     """A dict of arrays as ``paddle.load`` reads it. Pickle protocol 5 lets every array be written
     straight from its buffer; ``paddle.save`` (protocol 4) would first copy the whole checkpoint."""
     with open(path, "wb") as f:
-        pickle.Pickler(f, protocol=5).dump({k: np.ascontiguousarray(v) for k, v in state.items()})
+        pickle.Pickler(f, protocol=5).dump({k: _contiguous(v) for k, v in state.items()})
 
 
 def write_safetensors(state: Mapping[str, np.ndarray], path: str | os.PathLike,
@@ -240,7 +257,7 @@ def write_safetensors(state: Mapping[str, np.ndarray], path: str | os.PathLike,
     header: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
     arrays, offset = {}, 0
     for key, value in state.items():
-        array = np.ascontiguousarray(value)
+        array = _contiguous(value)
         tag = _ST_DTYPES.get(array.dtype.name)
         if tag is None:
             raise ConversionError(f"not writing {path}", [f"{key!r}: dtype {array.dtype} has no safetensors tag"])
@@ -261,7 +278,7 @@ def write_safetensors(state: Mapping[str, np.ndarray], path: str | os.PathLike,
 def write_torch(state: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
     """A torch state_dict file (``torch.save``), tensors sharing the arrays' memory."""
     import torch
-    torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, str(path))
+    torch.save({k: torch.from_numpy(_contiguous(v)) for k, v in state.items()}, str(path))
 
 
 def write_checkpoint(state: Mapping[str, np.ndarray], path: str | os.PathLike, layout: str,
