@@ -184,3 +184,26 @@ def test_full_size_vit_base(tmp_path):
     code, out = run_cli(tmp_path / "src.pth", tmp_path / "out.pdparams", "--model", "vit_base_patch16_224",
                         "--source", "torch_ref")
     assert code == 0 and "[1, 1000]" in out and "PASS" in out, out
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_half_precision_sources(tmp_path, dtype, suffix):
+    """fp16 / bf16 checkpoints are widened exactly to float32 (our models are fp32) and verified."""
+    state = {k: v.to(dtype) for k, v in source_state("vit", "timm").items()}
+    save_source(state, tmp_path / f"src{suffix}")
+    code, out = run_cli(tmp_path / f"src{suffix}", tmp_path / "o.pdparams", *cli_args("vit"))
+    assert code == 0 and "PASS" in out, out
+    written, _ = read_checkpoint(tmp_path / "o.pdparams")
+    np.testing.assert_array_equal(written["pos_embed"], state["pos_embed"].float().numpy())
+    assert written["pos_embed"].dtype == np.float32
+
+
+def test_source_model_that_rejects_the_checkpoint(tmp_path, monkeypatch):
+    """If the source library's model does not take the checkpoint, nothing is written and it says why."""
+    from paddle_vit.convert import sources
+    torch.save(source_state("vit", "timm"), tmp_path / "src.pth")
+    monkeypatch.setitem(sources.BUILDERS, ("*", "timm"), lambda name, kw: torch.nn.Linear(2, 2))
+    code, out = run_cli(tmp_path / "src.pth", tmp_path / "o.pdparams", *cli_args("vit"))
+    assert code == 1 and "does not take this checkpoint" in out and "Unexpected key(s)" in out, out
+    assert folder_listing(tmp_path) == ["src.pth"]

@@ -149,7 +149,7 @@ def verify_paddle_file(args: argparse.Namespace, kwargs: dict[str, Any], family:
     del model
     gc.collect()
     torch_model = verify.load_without_copy(lambda: sources.build_source_model(args.model, family, source, kwargs),
-                                           verify.source_state_for(state, routes, shapes, grid))
+                                           verify.source_state_for(state, routes, shapes, grid), source)
     del state
     return verify.compare_logits(verify.torch_logits(torch_model, x), got, source, x)
 

@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from paddle_vit.convert.core import Route, to_numpy
+from paddle_vit.convert.core import ConversionError, Route, to_numpy
 from paddle_vit.convert.layouts import POS_EMBED
 from paddle_vit.parity import ErrorStats, Tolerance, error_stats, tolerance
 from paddle_vit.parity.compare import SCALE_FLOOR
@@ -79,18 +79,24 @@ def source_state_for(state: Mapping[str, Any], routes: list[Route], target_shape
     return out
 
 
-def load_without_copy(build: Callable[[], Any], state: Mapping[str, Any]) -> Any:
+def load_without_copy(build: Callable[[], Any], state: Mapping[str, Any], what: str) -> Any:
     """``build()`` with ``state`` loaded strictly. The model is made on the meta device and takes the
     tensors of ``state`` as its own (``assign=True``): a memory-mapped checkpoint is not copied. If the
-    model has tensors that no checkpoint holds (non-persistent buffers), it is built for real instead."""
+    model has tensors that no checkpoint holds (non-persistent buffers), it is built for real instead.
+    ``what`` names the model in the error raised when it does not take ``state``."""
     import torch
     state = {k: v.float() if v.is_floating_point() and v.dtype != torch.float32 else v for k, v in state.items()}
-    with torch.device("meta"):
-        model = build()
-    model.load_state_dict(state, strict=True, assign=True)
-    if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
-        model = build()
-        model.load_state_dict(state, strict=True)
+    try:
+        with torch.device("meta"):
+            model = build()
+        model.load_state_dict(state, strict=True, assign=True)
+        if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
+            model = build()
+            model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:  # torch's "Error(s) in loading state_dict", listing the keys
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise ConversionError(f"cannot verify: the {what} model does not take this checkpoint as it is",
+                              lines[:20] + ["the conversion itself succeeded; pass --no-verify to write it unchecked"]) from None
     return model.eval()
 
 
