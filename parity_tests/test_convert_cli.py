@@ -15,6 +15,7 @@ from paddle_vit.convert import core
 from paddle_vit.convert.io import read_checkpoint
 from paddle_vit.convert.layouts import TORCHVISION_NAMES
 from paddle_vit.convert.sources import build_source_model
+from paddle_vit.parity import assert_close, tolerance
 from paddle_vit.registry import create_model
 from paddle_vit.variants import get_variant, list_models, model_kwargs
 
@@ -50,7 +51,7 @@ def test_cli_end_to_end(tmp_path, family, source):
     x = np.random.default_rng(1).standard_normal([1, 3, kwargs.get("img_size", 224), kwargs.get("img_size", 224)]).astype(np.float32)
     with torch.no_grad():
         want = ref(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(model(paddle.to_tensor(x)).numpy(), want, rtol=0, atol=1e-4 * np.abs(want).max())
+    assert_close(want, model(paddle.to_tensor(x)), tolerance("model"), f"logits of {dst.name}")
 
 
 @pytest.mark.parametrize("family", sorted(TINY))

@@ -100,6 +100,31 @@ def _build_paddle(name: str, kwargs: dict[str, Any], lazy: bool = False) -> Any:
         raise ValueError(f"cannot build {name!r} with {kwargs}: {exc}") from None
 
 
+def _loaded_paddle(name: str, kwargs: dict[str, Any], state: Any) -> Any:
+    """Our model with ``state`` loaded (strictly). Built lazily, so no time goes into random
+    initial weights that ``state`` replaces; every parameter must have been set from ``state``."""
+    from paddle_vit.convert.core import load_state_dict_strict
+    model = _build_paddle(name, kwargs, lazy=True)
+    load_state_dict_strict(model, state)
+    unset = [n for n, p in model.named_parameters() if not p._is_initialized()]
+    if unset:  # cannot happen for a strict load; kept so that a Paddle change cannot go unnoticed
+        raise RuntimeError(f"parameters not loaded: {unset}")
+    model.eval()
+    return model
+
+
+def _release_memory() -> None:
+    """Hand freed memory back to the OS between phases, so that the verification's peak does not
+    stack on the conversion's: glibc keeps freed blocks below its (adaptive, up to 32 MiB) mmap
+    threshold in the heap. A no-op where malloc_trim does not exist."""
+    gc.collect()
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _say(quiet: bool, text: str) -> None:
     if not quiet:
         print(text, flush=True)
@@ -124,6 +149,7 @@ def to_paddle(args: argparse.Namespace, kwargs: dict[str, Any]) -> None:
     with atomic_output(args.dst, args.force, inputs=[args.src]) as tmp:
         write_checkpoint(out, tmp, "paddle", fmt=args.dst)
         del out, state  # the file holds it now; the verification reads it back from there
+        _release_memory()
         if not args.no_verify:
             _check(verify_paddle_file(args, kwargs, family, source, tmp), args.quiet)
     _say(args.quiet, f"wrote {args.dst}: {count} tensors, Paddle layout of {args.model} (from {source})")
@@ -134,20 +160,19 @@ def verify_paddle_file(args: argparse.Namespace, kwargs: dict[str, Any], family:
     """Logits of our model loaded from the ``written`` file vs the source model loaded from SRC.
     One model at a time, so the peak is one model plus one copy of the weights."""
     from paddle_vit.convert import sources, verify
-    from paddle_vit.convert.core import load_state_dict_strict, plan_for, target_spec
+    from paddle_vit.convert.core import plan_for, target_spec
     from paddle_vit.convert.io import read_checkpoint
     from paddle_vit.variants import model_kwargs
 
     x = verify.verification_input(model_kwargs(args.model, **kwargs)[1])
-    model = _build_paddle(args.model, kwargs)
-    load_state_dict_strict(model, read_checkpoint(written, fmt=args.dst)[0])
+    model = _loaded_paddle(args.model, kwargs, read_checkpoint(written, fmt=args.dst)[0])
     got = verify.paddle_logits(model, x)
     grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
     state = read_checkpoint(args.src)[0]  # memory-mapped again: pages are read as the torch model loads
     routes = plan_for(state, model, source)
     shapes = {k: v[0] for k, v in target_spec(model).items()}
     del model
-    gc.collect()
+    _release_memory()
     torch_model = verify.load_without_copy(lambda: sources.build_source_model(args.model, family, source, kwargs),
                                            verify.source_state_for(state, routes, shapes, grid), source)
     del state
@@ -156,7 +181,7 @@ def verify_paddle_file(args: argparse.Namespace, kwargs: dict[str, Any], family:
 
 def to_torch(args: argparse.Namespace, kwargs: dict[str, Any]) -> None:
     """SRC (Paddle) -> DST (torch_ref/timm layout), verified unless --no-verify."""
-    from paddle_vit.convert.core import ConversionError, export_state_dict, load_state_dict_strict
+    from paddle_vit.convert.core import ConversionError, export_state_dict
     from paddle_vit.convert.io import atomic_output, read_checkpoint, write_checkpoint
     from paddle_vit.convert import sources, verify
     from paddle_vit.variants import get_variant, model_kwargs
@@ -178,8 +203,7 @@ def to_torch(args: argparse.Namespace, kwargs: dict[str, Any]) -> None:
         if not args.no_verify:
             import torch
             x = verify.verification_input(model_kwargs(args.model, **kwargs)[1])
-            model = _build_paddle(args.model, kwargs)
-            load_state_dict_strict(model, state)
+            model = _loaded_paddle(args.model, kwargs, state)
             got = verify.paddle_logits(model, x)
             written, _ = read_checkpoint(tmp, fmt=args.dst)
             torch_model.load_state_dict({k: torch.as_tensor(v) for k, v in written.items()}, strict=True)
