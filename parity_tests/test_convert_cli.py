@@ -208,3 +208,11 @@ def test_source_model_that_rejects_the_checkpoint(tmp_path, monkeypatch):
     code, out = run_cli(tmp_path / "src.pth", tmp_path / "o.pdparams", *cli_args("vit"))
     assert code == 1 and "does not take this checkpoint" in out and "Unexpected key(s)" in out, out
     assert folder_listing(tmp_path) == ["src.pth"]
+
+
+def test_nested_and_ddp_prefixed_checkpoint(tmp_path):
+    """{'state_dict': {'module.<key>': ...}} as a DistributedDataParallel training script saves it."""
+    state = source_state("vit", "timm")
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}, "optimizer": {}}, tmp_path / "ddp.pth")
+    code, out = run_cli(tmp_path / "ddp.pth", tmp_path / "o.pdparams", *cli_args("vit"))
+    assert code == 0 and "PASS" in out, out

@@ -332,3 +332,14 @@ def test_output_has_usual_permissions(tmp_path, good):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "o.pdparams").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64])
+def test_transpose_paths_agree(dtype):
+    from paddle_vit.convert.core import transpose
+    a = np.random.default_rng(0).standard_normal((37, 53)).astype(dtype)
+    frozen = a.copy()
+    frozen.flags.writeable = False  # read-only input takes numpy's path
+    for got in (transpose(a), transpose(frozen)):
+        assert got.flags.c_contiguous and got.dtype == a.dtype
+        np.testing.assert_array_equal(got, a.T)

@@ -149,8 +149,8 @@ def to_paddle(args: argparse.Namespace, kwargs: dict[str, Any]) -> None:
     with atomic_output(args.dst, args.force, inputs=[args.src]) as tmp:
         write_checkpoint(out, tmp, "paddle", fmt=args.dst)
         del out, state  # the file holds it now; the verification reads it back from there
-        _release_memory()
         if not args.no_verify:
+            _release_memory()
             _check(verify_paddle_file(args, kwargs, family, source, tmp), args.quiet)
     _say(args.quiet, f"wrote {args.dst}: {count} tensors, Paddle layout of {args.model} (from {source})")
 

@@ -5,6 +5,7 @@ lists every missing, unexpected, unmapped or mis-shaped key, and the model is le
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
@@ -125,9 +126,19 @@ def to_numpy(tensor: Any, key: str) -> np.ndarray:
     raise ConversionError("not a checkpoint", [f"{key!r} holds a {type(tensor).__name__}, not a tensor"])
 
 
+def transpose(array: np.ndarray) -> np.ndarray:
+    """A 2-D array transposed into fresh C-contiguous memory. torch's copy kernel (blocked and
+    threaded) does this about 3x faster than numpy's, so it is used when torch is loaded anyway
+    (it is whenever a torch checkpoint is read); the result is the same bits either way."""
+    torch = sys.modules.get("torch")
+    if torch is not None and array.flags.writeable and array.dtype != np.dtype("O"):
+        return torch.from_numpy(array).t().contiguous().numpy()
+    return np.ascontiguousarray(array.T)
+
+
 def apply_transform(array: np.ndarray, transform: str, model: nn.Layer, target_shape: tuple[int, ...]) -> np.ndarray:
     if transform == LINEAR:
-        return np.ascontiguousarray(array.T)
+        return transpose(array)
     if transform == POS_EMBED and tuple(array.shape) != target_shape:
         from paddle_vit.layers.pos_embed import resample_pos_embed
         grid = model.patch_embed.grid_size
@@ -225,7 +236,7 @@ def export_state_dict(state: Mapping[str, Any], model: nn.Layer, reference: Mapp
         if array is None:
             continue
         if route.transform == LINEAR:
-            array = np.ascontiguousarray(array.T)
+            array = transpose(array)
         elif tuple(array.shape) != tuple(reference[key].shape):  # a resampled pos_embed has no inverse
             problems.append(f"{route.dst!r} {list(array.shape)} cannot be written as {key!r} {list(reference[key].shape)}")
             continue

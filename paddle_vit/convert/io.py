@@ -29,6 +29,7 @@ PADDLE_SUFFIXES = (".pdparams",)
 SAFETENSORS_SUFFIXES = (".safetensors",)
 # Training scripts nest the weights; the first of these keys that holds a dict is taken.
 NESTED_KEYS = ("state_dict", "model", "model_ema", "state_dict_ema", "module")
+DDP_PREFIX = "module."
 MIN_SAFE_TORCH = (2, 6)
 # What a .pdparams file may reference: numpy arrays (protocol <= 4 via _reconstruct, protocol 5
 # via _frombuffer), dtypes, ordered dicts. Each only builds an array or a container.
@@ -74,6 +75,8 @@ def _unnest(obj: Any, path: Path) -> dict[str, Any]:
         raise ConversionError(f"{path} is not a checkpoint",
                               [f"expected a state_dict (str -> tensor), possibly under one of {NESTED_KEYS}; "
                                f"found {type(obj).__name__}" + (" (empty)" if isinstance(obj, dict) and not obj else "")])
+    if all(k.startswith(DDP_PREFIX) for k in obj):  # saved from a DistributedDataParallel wrapper
+        obj = {k[len(DDP_PREFIX):]: v for k, v in obj.items()}
     return obj
 
 
