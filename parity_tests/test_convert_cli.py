@@ -2,6 +2,7 @@
 the round trip back to torch, verification that can fail, and the written files themselves."""
 from __future__ import annotations
 
+import io
 import sys
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 from convert_helpers import (ROOT, TINY, cli_args, folder_listing, run_cli, run_cli_process, source_params,
                              source_state)
 from paddle_vit.convert import core
+from paddle_vit.convert.cli import main
 from paddle_vit.convert.io import read_checkpoint
 from paddle_vit.convert.layouts import TORCHVISION_NAMES
 from paddle_vit.convert.sources import build_source_model
@@ -216,3 +218,21 @@ def test_nested_and_ddp_prefixed_checkpoint(tmp_path):
     torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}, "optimizer": {}}, tmp_path / "ddp.pth")
     code, out = run_cli(tmp_path / "ddp.pth", tmp_path / "o.pdparams", *cli_args("vit"))
     assert code == 0 and "PASS" in out, out
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_progress_bar_only_on_a_terminal(tmp_path, monkeypatch, quiet):
+    torch.save(source_state("vit", "timm"), tmp_path / "src.pth")
+    args = [tmp_path / "src.pth", tmp_path / "o.pdparams", *cli_args("vit"), "--no-verify"] + (["--quiet"] if quiet else [])
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main([str(a) for a in args]) == 0
+    assert ("converting" in terminal.getvalue()) is not quiet
+    # not a terminal (a pipe, a log file): no bar at all
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert main([str(a) for a in args] + ["--force"]) == 0 and sys.stderr.getvalue() == ""

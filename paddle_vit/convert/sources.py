@@ -39,7 +39,11 @@ def build_source_model(name: str, family: str, source: str, kwargs: dict[str, An
         raise ConversionError(f"cannot verify a {source} checkpoint",
                               [f"verification builds the {source} model and needs `pip install {package}`; "
                                "or pass --no-verify"])
-    return builder(name, dict(kwargs)).eval()
+    try:
+        return builder(name, dict(kwargs)).eval()
+    except TypeError as exc:  # an argument of ours that the source library's constructor does not take
+        raise ConversionError(f"cannot verify: the {source} model of {name!r} cannot be built with {kwargs}",
+                              [str(exc)[:300], "pass --no-verify to convert without the check"]) from None
 
 
 @register_builder("*", "torch_ref")
