@@ -18,6 +18,7 @@ VERIFY_SEED = 0
 
 @dataclass(frozen=True)
 class Verification:
+    """The logits of the source model and ours on one random batch, judged by the tolerance policy."""
     stats: ErrorStats
     tol: Tolerance
     reference: str                  # which torch model produced the reference logits
