@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import os
+import warnings
 
-import paddle.nn as nn
+with warnings.catch_warnings():  # Paddle warns on import that ccache (a compiler cache) is missing
+    warnings.filterwarnings("ignore", message="No ccache found")
+    import paddle.nn as nn
 
-from paddle_vit.convert.core import (ConversionError, Route, convert_state_dict, detect_source,
-                                     load_state_dict_strict, plan, plan_for, target_spec)
-from paddle_vit.convert.io import read_checkpoint, save_paddle
+from paddle_vit.convert.core import (ConversionError, Route, check_paddle_state, convert_state_dict, detect_source,
+                                     export_state_dict, load_state_dict_strict, plan, plan_for, target_spec)
+from paddle_vit.convert.io import read_checkpoint, save_paddle, write_checkpoint
 from paddle_vit.convert.layouts import LAYOUTS, Layout, Rule, get_layout
 
 
@@ -20,6 +23,6 @@ def load_pretrained(model: nn.Layer, path: str | os.PathLike, source: str = "aut
     load_state_dict_strict(model, state)
 
 
-__all__ = ["ConversionError", "Route", "Layout", "Rule", "LAYOUTS", "convert_state_dict", "detect_source",
-           "get_layout", "load_pretrained", "load_state_dict_strict", "plan", "plan_for", "read_checkpoint",
-           "save_paddle", "target_spec"]
+__all__ = ["ConversionError", "Route", "Layout", "Rule", "LAYOUTS", "check_paddle_state", "convert_state_dict",
+           "detect_source", "export_state_dict", "get_layout", "load_pretrained", "load_state_dict_strict", "plan",
+           "plan_for", "read_checkpoint", "save_paddle", "target_spec", "write_checkpoint"]

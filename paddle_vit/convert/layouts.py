@@ -223,3 +223,18 @@ register_layout(Layout(
     notes="torchvision.models.efficientnet_v2_s/m/l: symmetric padding and BN eps 1e-3, as our "
           "efficientnetv2_* variants (not tf_).",
 ))
+
+
+# Our variant -> the torchvision constructor of the same architecture (``torchvision.models.<name>``,
+# built with ``image_size`` = the variant's). Shown by ``paddle-vit-convert --list-models``; the
+# verification builds torchvision's class from our arguments (see ``sources.py``), and a test checks
+# that this gives the named constructor's tensors.
+TORCHVISION_NAMES: dict[str, str] = {
+    "vit_base_patch16_224": "vit_b_16", "vit_base_patch16_384": "vit_b_16",
+    "vit_base_patch32_224": "vit_b_32", "vit_base_patch32_384": "vit_b_32",
+    "vit_large_patch16_224": "vit_l_16", "vit_large_patch16_384": "vit_l_16",
+    "swin_tiny_patch4_window7_224": "swin_t", "swin_small_patch4_window7_224": "swin_s",
+    "swin_base_patch4_window7_224": "swin_b",
+    "efficientnetv2_s": "efficientnet_v2_s", "efficientnetv2_m": "efficientnet_v2_m",
+    "efficientnetv2_l": "efficientnet_v2_l",
+}

@@ -1,0 +1,106 @@
+"""Check a conversion by running both models: the torch model the checkpoint was made for, and
+ours loaded from the converted file, on the same random batch; logits compared under the policy."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from paddle_vit.convert.core import ConversionError, Route, to_numpy
+from paddle_vit.convert.layouts import POS_EMBED
+from paddle_vit.parity import ErrorStats, Tolerance, error_stats, tolerance
+from paddle_vit.parity.compare import SCALE_FLOOR
+
+VERIFY_BATCH = 1
+VERIFY_SEED = 0
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The logits of the source model and ours on one random batch, judged by the tolerance policy."""
+    stats: ErrorStats
+    tol: Tolerance
+    reference: str                  # which torch model produced the reference logits
+    input_shape: tuple[int, ...]
+
+    @property
+    def conclusive(self) -> bool:
+        """All-zero reference logits (an untrained, zero-initialised head) would match any weights."""
+        return self.stats.scale > SCALE_FLOOR
+
+    @property
+    def passed(self) -> bool:
+        return self.conclusive and self.stats.passes(self.tol)
+
+    def table(self) -> str:
+        s = self.stats
+        verdict = "PASS" if self.passed else "FAIL" if self.conclusive else "FAIL: the reference logits are all zero"
+        return "\n".join([
+            f"verification: {self.reference} vs paddle_vit, random batch {list(self.input_shape)}",
+            f"  {'output':<8} {'shape':<12} {'max abs':>10} {'max rel':>10} {'max abs/scale':>14} {'bound':>8}  result",
+            f"  {'logits':<8} {str(list(s.shape)):<12} {s.max_abs:>10.2e} {s.max_rel:>10.2e} {s.scaled:>14.2e} "
+            f"{self.tol.bound:>8.0e}  {verdict} ({self.tol.name})"])
+
+
+def verification_input(kwargs: Mapping[str, Any]) -> np.ndarray:
+    """A fixed random batch ``[B, in_chans, H, W]`` at the model's image size (224 if it has none)."""
+    size = kwargs.get("img_size", 224)
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    shape = (VERIFY_BATCH, kwargs.get("in_chans", 3), h, w)
+    return np.random.default_rng(VERIFY_SEED).standard_normal(shape).astype(np.float32)
+
+
+def paddle_logits(model: Any, x: np.ndarray) -> np.ndarray:
+    import paddle
+    model.eval()
+    with paddle.no_grad():
+        return model(paddle.to_tensor(x)).numpy()
+
+
+def torch_logits(model: Any, x: np.ndarray) -> np.ndarray:
+    import torch
+    with torch.no_grad():
+        return model(torch.from_numpy(x)).numpy()
+
+
+def source_state_for(state: Mapping[str, Any], routes: list[Route], target_shapes: Mapping[str, tuple[int, ...]],
+                     grid: Any) -> dict[str, Any]:
+    """``state`` as the source model at the converted size loads it: a position embedding that the
+    converter resampled to another grid (``target_shapes``: our model's, by Paddle key) is resampled
+    the same way with the torch reference's own resampler."""
+    import torch
+    from torch_ref.layers.pos_embed import resample_pos_embed
+    out = {k: state[k] for k in state}
+    for route in routes:
+        want = tuple(target_shapes[route.dst])
+        if route.transform == POS_EMBED and tuple(out[route.src].shape) != want:
+            tensor = torch.from_numpy(np.array(to_numpy(out[route.src], route.src), dtype=np.float32))
+            out[route.src] = resample_pos_embed(tensor, grid, num_prefix_tokens=want[1] - grid[0] * grid[1])
+    return out
+
+
+def load_without_copy(build: Callable[[], Any], state: Mapping[str, Any], what: str) -> Any:
+    """``build()`` with ``state`` loaded strictly. The model is made on the meta device and takes the
+    tensors of ``state`` as its own (``assign=True``): a memory-mapped checkpoint is not copied. If the
+    model has tensors that no checkpoint holds (non-persistent buffers), it is built for real instead.
+    ``what`` names the model in the error raised when it does not take ``state``."""
+    import torch
+    state = {k: v.float() if v.is_floating_point() and v.dtype != torch.float32 else v for k, v in state.items()}
+    try:
+        with torch.device("meta"):
+            model = build()
+        model.load_state_dict(state, strict=True, assign=True)
+        if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
+            model = build()
+            model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:  # torch's "Error(s) in loading state_dict", listing the keys
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise ConversionError(f"cannot verify: the {what} model does not take this checkpoint as it is",
+                              lines[:20] + ["the conversion itself succeeded; pass --no-verify to write it unchecked"]) from None
+    return model.eval()
+
+
+def compare_logits(ref: np.ndarray, got: np.ndarray, reference: str, x: np.ndarray) -> Verification:
+    return Verification(error_stats(ref, got, "logits"), tolerance("model", "float32", "cpu"), reference,
+                        tuple(x.shape))
