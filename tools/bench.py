@@ -190,13 +190,18 @@ def build_timm(name: str, overrides: dict[str, Any], torch_state: dict | None):
     return model, note
 
 
-def save_inference_model(paddle_model, batch: int, img_size: int, directory: str) -> str:
-    """``to_static`` + ``jit.save`` for a fixed ``[batch, 3, img, img]`` input; returns the prefix."""
+def to_static(paddle_model, batch: int, img_size: int):
+    """``paddle.jit.to_static`` for a fixed ``[batch, 3, img, img]`` input (converts the layer in place)."""
     import paddle
     spec = [paddle.static.InputSpec([batch, 3, img_size, img_size], "float32", "x")]
-    static = paddle.jit.to_static(paddle_model, input_spec=spec, full_graph=True)
+    return paddle.jit.to_static(paddle_model, input_spec=spec, full_graph=True)
+
+
+def save_inference_model(paddle_model, batch: int, img_size: int, directory: str) -> str:
+    """``to_static`` + ``jit.save`` into ``directory``; returns the file prefix."""
+    import paddle
     prefix = os.path.join(directory, "model")
-    paddle.jit.save(static, prefix)
+    paddle.jit.save(to_static(paddle_model, batch, img_size), prefix)
     return prefix
 
 
@@ -281,25 +286,22 @@ def build_paths(name: str, img_size: int, batch: int, paths: list[str], override
         except Unavailable as e:
             problems["timm"] = str(e)
     wanted = [p for p in PADDLE_PATHS if p in paths]
-    if wanted:
+    for p in wanted:
+        # A model per path: paddle.jit.to_static converts the layer it is given in place.
         try:
             pm = build_paddle(name, overrides, state)
         except Unavailable as e:
-            problems.update({p: str(e) for p in wanted})
+            problems[p] = str(e)
+            continue
+        if p == "paddle_eager":
+            calls[p] = paddle_call(pm, x, device, precision)
+        elif p == "paddle_static":
+            calls[p] = paddle_call(to_static(pm, batch, img_size), x, device, precision)
+        elif precision != "fp32":
+            problems[p] = "not measured under autocast (the predictor has no amp switch)"
         else:
-            if "paddle_eager" in wanted:
-                calls["paddle_eager"] = paddle_call(pm, x, device, precision)
-            if "paddle_static" in wanted:
-                import paddle
-                spec = [paddle.static.InputSpec([batch, 3, img_size, img_size], "float32", "x")]
-                static = paddle.jit.to_static(pm, input_spec=spec, full_graph=True)
-                calls["paddle_static"] = paddle_call(static, x, device, precision)
-            if "paddle_infer" in wanted:
-                if precision != "fp32":
-                    problems["paddle_infer"] = "not measured under autocast (the predictor has no amp switch)"
-                else:
-                    prefix = save_inference_model(pm, batch, img_size, workdir)
-                    calls["paddle_infer"] = predictor_call(make_predictor(prefix, threads, device), x)
+            prefix = save_inference_model(pm, batch, img_size, workdir)
+            calls[p] = predictor_call(make_predictor(prefix, threads, device), x)
     return calls, problems
 
 
@@ -364,9 +366,7 @@ def measure_memory_child(args: argparse.Namespace) -> None:
     elif path in PADDLE_PATHS:
         model = build_paddle(name, overrides, None)
         if path == "paddle_static":
-            import paddle
-            spec = [paddle.static.InputSpec([batch, 3, img_size, img_size], "float32", "x")]
-            model = paddle.jit.to_static(model, input_spec=spec, full_graph=True)
+            model = to_static(model, batch, img_size)
         call = paddle_call(model, x, "cpu", "fp32")
     else:
         model = build_torch_ref(name, overrides) if path == "torch_ref" else build_timm(name, overrides, None)[0]
