@@ -190,48 +190,6 @@ def build_timm(name: str, overrides: dict[str, Any], torch_state: dict | None):
     return model, note
 
 
-def to_static(paddle_model, batch: int, img_size: int):
-    """``paddle.jit.to_static`` for a fixed ``[batch, 3, img, img]`` input (converts the layer in place)."""
-    import paddle
-    spec = [paddle.static.InputSpec([batch, 3, img_size, img_size], "float32", "x")]
-    return paddle.jit.to_static(paddle_model, input_spec=spec, full_graph=True)
-
-
-def save_inference_model(paddle_model, batch: int, img_size: int, directory: str) -> str:
-    """``to_static`` + ``jit.save`` into ``directory``; returns the file prefix."""
-    import paddle
-    prefix = os.path.join(directory, "model")
-    paddle.jit.save(to_static(paddle_model, batch, img_size), prefix)
-    return prefix
-
-
-def make_predictor(prefix: str, threads: int, device: str):
-    """Paddle Inference predictor for a ``jit.save`` prefix: oneDNN on CPU."""
-    from paddle import inference
-    program = next(p for p in (prefix + ".json", prefix + ".pdmodel") if os.path.exists(p))
-    config = inference.Config(program, prefix + ".pdiparams")
-    if device == "gpu":
-        config.enable_use_gpu(256, 0)
-    else:
-        config.disable_gpu()
-        config.enable_mkldnn()
-        config.set_cpu_math_library_num_threads(threads)
-    config.disable_glog_info()
-    return inference.create_predictor(config)
-
-
-def predictor_call(predictor, x) -> Callable[[], Any]:
-    """Input copy-in, run, output copy-out (all inside the timed call)."""
-    inp = predictor.get_input_handle(predictor.get_input_names()[0])
-    out = predictor.get_output_handle(predictor.get_output_names()[0])
-
-    def call():
-        inp.copy_from_cpu(x)
-        predictor.run()
-        return out.copy_to_cpu()
-    return call
-
-
 def paddle_call(model, x, device: str, precision: str) -> Callable[[], Any]:
     import paddle
     px = paddle.to_tensor(x, place=paddle.CUDAPlace(0) if device == "gpu" else paddle.CPUPlace())
@@ -286,6 +244,8 @@ def build_paths(name: str, img_size: int, batch: int, paths: list[str], override
         except Unavailable as e:
             problems["timm"] = str(e)
     wanted = [p for p in PADDLE_PATHS if p in paths]
+    if wanted:
+        from paddle_vit import deploy
     for p in wanted:
         # A model per path: paddle.jit.to_static converts the layer it is given in place.
         try:
@@ -296,12 +256,13 @@ def build_paths(name: str, img_size: int, batch: int, paths: list[str], override
         if p == "paddle_eager":
             calls[p] = paddle_call(pm, x, device, precision)
         elif p == "paddle_static":
-            calls[p] = paddle_call(to_static(pm, batch, img_size), x, device, precision)
+            calls[p] = paddle_call(deploy.to_static(pm, x.shape), x, device, precision)
         elif precision != "fp32":
             problems[p] = "not measured under autocast (the predictor has no amp switch)"
         else:
-            prefix = save_inference_model(pm, batch, img_size, workdir)
-            calls[p] = predictor_call(make_predictor(prefix, threads, device), x)
+            prefix = deploy.export(pm, os.path.join(workdir, "model"), x.shape)
+            predictor = deploy.InferencePredictor(prefix, threads, device)
+            calls[p] = lambda pred=predictor: pred(x)  # copy-in, run, copy-out: all timed
     return calls, problems
 
 
@@ -362,12 +323,13 @@ def measure_memory_child(args: argparse.Namespace) -> None:
         import torch_ref.models  # noqa: F401
     base = rss_mb()
     if path == "paddle_infer":
-        call = predictor_call(make_predictor(args.model_prefix, args.threads, "cpu"), x)
+        from paddle_vit.deploy import InferencePredictor
+        predictor = InferencePredictor(args.model_prefix, args.threads)
+        call = lambda: predictor(x)  # noqa: E731
     elif path in PADDLE_PATHS:
+        from paddle_vit.deploy import to_static
         model = build_paddle(name, overrides, None)
-        if path == "paddle_static":
-            model = to_static(model, batch, img_size)
-        call = paddle_call(model, x, "cpu", "fp32")
+        call = paddle_call(to_static(model, x.shape) if path == "paddle_static" else model, x, "cpu", "fp32")
     else:
         model = build_torch_ref(name, overrides) if path == "torch_ref" else build_timm(name, overrides, None)[0]
         call = torch_call(model, x, "cpu", "fp32")
