@@ -67,6 +67,8 @@ class Result:
     median_ms: float | None = None
     p25_ms: float | None = None
     p75_ms: float | None = None
+    min_ms: float | None = None
+    cpu_ms: float | None = None          # median process CPU time per call (all threads)
     images_per_s: float | None = None
     x_best_torch: float | None = None    # this path's throughput / the best torch path's
     err_vs_torch_ref: float | None = None  # max |out - torch_ref| / max |torch_ref|
@@ -280,22 +282,24 @@ def synchronizer(device: str) -> Callable[[], None]:
 
 
 def time_round_robin(calls: dict[str, Callable[[], Any]], repeats: int, warmup: int, gap: float,
-                     sync: Callable[[], None]) -> dict[str, list[float]]:
-    """Seconds per call of each path; each round runs every path once, starting from a
-    different path each round so that no path always follows the same neighbour."""
+                     sync: Callable[[], None]) -> dict[str, list[tuple[float, float]]]:
+    """``(wall, cpu)`` seconds per call of each path; each round runs every path once, starting
+    from a different path each round so that no path always follows the same neighbour.
+    ``cpu`` is the process CPU time (all threads): with one thread it hardly moves when other
+    processes load the machine, so it is the steadier figure on a shared machine."""
     names = list(calls)
     for _ in range(warmup):
         for n in names:
             calls[n]()
             sync()
-    samples: dict[str, list[float]] = {n: [] for n in names}
+    samples: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
     for r in range(repeats):
         for n in names[r % len(names):] + names[:r % len(names)]:
             time.sleep(gap)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             calls[n]()
             sync()
-            samples[n].append(time.perf_counter() - t0)
+            samples[n].append((time.perf_counter() - t0, time.process_time() - c0))
     return samples
 
 
@@ -375,12 +379,14 @@ def bench_one(name: str, img_size: int, batch: int, args: argparse.Namespace, ov
                 for p, out in outputs.items():
                     results[p].err_vs_torch_ref = output_error(outputs["torch_ref"], out)
             samples = time_round_robin(calls, args.repeats, args.warmup, args.gap, synchronizer(device))
-            for p, s in samples.items():
-                r = results[p]
-                q = statistics.quantiles(s, n=4) if len(s) > 1 else [s[0]] * 3
-                r.median_ms, r.p25_ms, r.p75_ms = 1e3 * statistics.median(s), 1e3 * q[0], 1e3 * q[2]
-                r.images_per_s = batch / statistics.median(s)
-                r.samples_ms = [round(1e3 * t, 3) for t in s]
+            for p, pairs in samples.items():
+                r, wall = results[p], [w for w, _ in pairs]
+                q = statistics.quantiles(wall, n=4) if len(wall) > 1 else [wall[0]] * 3
+                r.median_ms, r.p25_ms, r.p75_ms = 1e3 * statistics.median(wall), 1e3 * q[0], 1e3 * q[2]
+                r.min_ms = 1e3 * min(wall)
+                r.cpu_ms = 1e3 * statistics.median(c for _, c in pairs)
+                r.images_per_s = batch / statistics.median(wall)
+                r.samples_ms = [round(1e3 * t, 3) for t in wall]
             best_torch = max((results[p].images_per_s for p in TORCH_PATHS
                               if p in calls and results[p].images_per_s), default=None)
             for p in calls:
@@ -420,14 +426,15 @@ def _fmt(v: float | None, spec: str) -> str:
 
 
 def table(results: list[Result]) -> str:
-    head = (f"{'model':30s} {'dev/prec':12s} {'B':>2s} {'path':14s} {'ms/batch':>9s} {'img/s':>8s} "
+    head = (f"{'model':30s} {'dev/prec':12s} {'B':>2s} {'path':14s} {'ms/batch':>9s} {'min ms':>8s} {'cpu ms':>8s} {'img/s':>8s} "
             f"{'x best torch':>12s} {'peak RSS MB':>11s} {'+RSS MB':>8s} {'err vs ref':>10s}  note")
     lines = [head, "-" * len(head)]
     for r in results:
         mem = _fmt(r.peak_device_mb, ".0f") if r.device == "gpu" else _fmt(r.peak_rss_mb, ".0f")
         note = r.reason if r.status == "ok" else f"{r.status}: {r.reason}"
         lines.append(f"{r.model:30s} {r.device + '/' + r.precision:12s} {r.batch:>2d} {r.path:14s} "
-                     f"{_fmt(r.median_ms, '9.1f')} {_fmt(r.images_per_s, '8.1f')} {_fmt(r.x_best_torch, '12.2f')} "
+                     f"{_fmt(r.median_ms, '9.1f')} {_fmt(r.min_ms, '8.1f')} {_fmt(r.cpu_ms, '8.1f')} "
+                     f"{_fmt(r.images_per_s, '8.1f')} {_fmt(r.x_best_torch, '12.2f')} "
                      f"{mem:>11s} {_fmt(r.rss_growth_mb, '8.0f')} {_fmt(r.err_vs_torch_ref, '10.1e')}  {note}")
     return "\n".join(lines)
 
