@@ -22,6 +22,7 @@ next path (torch uses GNU OpenMP, a separate thread pool).
     python tools/bench.py                    # the four models, batch 1 and 8, table + JSON
     python tools/bench.py --quick            # ViT-S, batch 1, no memory: under a minute
     python tools/bench.py --dry-run          # tiny ViT, one repeat: checks the machinery
+    python tools/bench.py --profile --models vit_small_patch16_224 --batch-sizes 8   # op by op
 """
 from __future__ import annotations
 
@@ -247,7 +248,9 @@ def build_paths(name: str, img_size: int, batch: int, paths: list[str], override
             problems["timm"] = str(e)
     wanted = [p for p in PADDLE_PATHS if p in paths]
     if wanted:
+        import paddle
         from paddle_vit import deploy
+        paddle.set_device("gpu" if device == "gpu" else "cpu")  # where the parameters are created
     for p in wanted:
         # A model per path: paddle.jit.to_static converts the layer it is given in place.
         try:
@@ -420,6 +423,35 @@ def record_device_memory(results: dict[str, Result], calls: dict[str, Callable[[
             results[p].peak_device_mb = torch.cuda.max_memory_allocated() / 2**20
 
 
+# --- op-level profile --------------------------------------------------------------------
+def profile_ops(name: str, img_size: int, batch: int, overrides: dict[str, Any], steps: int = 3) -> None:
+    """Print where eager Paddle and eager torch_ref spend their time, operator by operator."""
+    import numpy as np
+    import paddle
+    import paddle.profiler as profiler
+    import torch
+    x = np.random.default_rng(0).standard_normal((batch, 3, img_size, img_size)).astype(np.float32)
+    tm = build_torch_ref(name, overrides)
+    pm = build_paddle(name, overrides, tm.state_dict())
+    p_call, t_call = paddle_call(pm, x, "cpu", "fp32"), torch_call(tm, x, "cpu", "fp32")
+    for _ in range(2):  # warm-up (oneDNN primitive creation, allocator)
+        p_call(), t_call()
+    prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU])
+    prof.start()
+    for _ in range(steps):
+        p_call()
+        prof.step()
+    prof.stop()
+    print(f"\n== Paddle eager, {name}, batch {batch}, {steps} forward passes")
+    prof.summary(sorted_by=profiler.SortedKeys.CPUTotal, op_detail=False, thread_sep=False, time_unit="ms",
+                 views=[profiler.SummaryView.OperatorView])
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as tprof:
+        for _ in range(steps):
+            t_call()
+    print(f"\n== torch_ref eager, {name}, batch {batch}, {steps} forward passes")
+    print(tprof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+
+
 # --- report ------------------------------------------------------------------------------
 def _fmt(v: float | None, spec: str) -> str:
     return "-" if v is None else format(v, spec)
@@ -458,6 +490,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="ViT-S/16, batch 1, 5 repeats, no memory")
     ap.add_argument("--dry-run", action="store_true", help="a tiny one-block ViT, one repeat: checks the machinery")
     ap.add_argument("--out", default="bench_results.json", help="JSON results file")
+    ap.add_argument("--profile", action="store_true",
+                    help="instead of timing: Paddle's and torch's op-level profiles of the eager paths")
     # internal: one memory measurement (see measure_memory)
     ap.add_argument("--child", nargs=4, metavar=("MODEL", "PATH", "BATCH", "IMG"), help=argparse.SUPPRESS)
     ap.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
@@ -498,6 +532,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.device == "gpu":
             print(f"GPU requested but {gpu_why}", file=sys.stderr)
             return 2
+    if args.profile:
+        for name, (size, overrides) in models.items():
+            for batch in args.batch_sizes:
+                try:
+                    profile_ops(name, size, batch, overrides)
+                except Unavailable as e:
+                    print(f"{name}: not available: {e}")
+        return 0
     meta = {"command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "cpu": cpu_name(), "cores": os.cpu_count(),
             "threads": args.threads, "versions": versions(),
