@@ -471,6 +471,22 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(results: list[dict[str, Any]]) -> str:
+    """The results of a JSON file as a markdown table (for BENCHMARKS.md)."""
+    lines = ["| model | device | B | path | median ms | min ms | CPU ms | img/s | x best torch | peak RSS MB | +RSS MB |",
+             "|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|"]
+    for r in results:
+        if r["status"] != "ok":
+            lines.append(f"| {r['model']} | {r['device']}/{r['precision']} | {r['batch']} | {r['path']} "
+                         f"| {r['status']}: {r['reason']} |||||||")
+            continue
+        lines.append(f"| {r['model']} | {r['device']}/{r['precision']} | {r['batch']} | {r['path']} "
+                     f"| {_fmt(r['median_ms'], '.1f')} | {_fmt(r['min_ms'], '.1f')} | {_fmt(r['cpu_ms'], '.1f')} "
+                     f"| {_fmt(r['images_per_s'], '.1f')} | {_fmt(r['x_best_torch'], '.2f')} "
+                     f"| {_fmt(r['peak_rss_mb'], '.0f')} | {_fmt(r['rss_growth_mb'], '.0f')} |")
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -490,6 +506,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="ViT-S/16, batch 1, 5 repeats, no memory")
     ap.add_argument("--dry-run", action="store_true", help="a tiny one-block ViT, one repeat: checks the machinery")
     ap.add_argument("--out", default="bench_results.json", help="JSON results file")
+    ap.add_argument("--markdown", metavar="JSON", help="print the results of a JSON file as a markdown table, then exit")
     ap.add_argument("--profile", action="store_true",
                     help="instead of timing: Paddle's and torch's op-level profiles of the eager paths")
     # internal: one memory measurement (see measure_memory)
@@ -510,6 +527,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.markdown:
+        print(markdown_table(json.loads(Path(args.markdown).read_text())["results"]))
+        return 0
     set_threads(args.threads)
     if args.child:
         measure_memory_child(args)
