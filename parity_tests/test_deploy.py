@@ -2,6 +2,9 @@
 the torch reference's outputs, under the same tolerance as eager Paddle."""
 from __future__ import annotations
 
+import ctypes
+import os
+
 import numpy as np
 import paddle
 import pytest
@@ -47,6 +50,25 @@ def test_to_static_matches_reference(tiny_pair):
     with paddle.no_grad():
         got = static(paddle.to_tensor(x))
     assert_close(_reference(tm, x), got, tolerance("model"), "to_static")
+
+
+def _math_threads() -> int:
+    """MKL's thread count as MKL itself reports it (the library eager Paddle's GEMMs run on)."""
+    path = os.path.join(os.path.dirname(paddle.__file__), "libs", "libmklml_intel.so")
+    if not os.path.exists(path):
+        pytest.skip(f"this Paddle build has no {path}")
+    return ctypes.CDLL(path).MKL_Get_Max_Threads()
+
+
+def test_predictor_run_keeps_eager_threads(tiny_pair, tmp_path):
+    """A predictor run used to leave the whole process on one math thread."""
+    _, pm, _ = tiny_pair
+    x = random_input([2, 3, 32, 32])
+    model = PV.VisionTransformer(**TINY_VIT)
+    model.set_state_dict(pm.state_dict())
+    before = _math_threads()
+    InferencePredictor(export(model, tmp_path / "vit", x.shape), threads=1)(x)
+    assert _math_threads() == before == int(os.environ["OMP_NUM_THREADS"])
 
 
 def test_bad_input(tmp_path):

@@ -436,7 +436,7 @@ def profile_ops(name: str, img_size: int, batch: int, overrides: dict[str, Any],
     p_call, t_call = paddle_call(pm, x, "cpu", "fp32"), torch_call(tm, x, "cpu", "fp32")
     for _ in range(2):  # warm-up (oneDNN primitive creation, allocator)
         p_call(), t_call()
-    prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU])
+    prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU], on_trace_ready=lambda _: None)  # no trace files
     prof.start()
     for _ in range(steps):
         p_call()
