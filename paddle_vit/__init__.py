@@ -7,17 +7,16 @@ without loading Paddle).
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Any
 
+from paddle_vit.runtime import configure_cpu
 from paddle_vit.variants import list_models
 
 __version__ = "0.1.0"
 
-# Paddle pins OMP_NUM_THREADS=1 at import unless it is already set; use every core instead,
-# unless the user has chosen (see README, "Threads").
-if "OMP_NUM_THREADS" not in os.environ and "paddle" not in __import__("sys").modules:
-    os.environ["OMP_NUM_THREADS"] = str(os.cpu_count() or 1)
+# Before Paddle loads: all cores instead of Paddle's OMP_NUM_THREADS=1, and MKL's AVX2 kernels
+# on AMD CPUs; each only where the user has not chosen (see paddle_vit.runtime, README "Threads").
+configure_cpu()
 
 _LAZY = {"create_model": "paddle_vit.registry", "layers": None, "models": None,
          "convert": None, "parity": None}

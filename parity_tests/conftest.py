@@ -1,9 +1,11 @@
 import os
 import sys
 
-# Same thread count for both frameworks in every test process (Paddle would pin 1 otherwise).
+# Same thread count for both frameworks in every test process (Paddle would pin 1 otherwise),
+# and the other CPU defaults users get from paddle_vit (set before Paddle loads).
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 sys.path.insert(0, os.path.dirname(__file__))
+import paddle_vit  # noqa: E402,F401
 
 import paddle  # noqa: E402
 import pytest  # noqa: E402

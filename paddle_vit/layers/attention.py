@@ -39,24 +39,44 @@ class Attention(nn.Layer):
                 ) -> tuple[paddle.Tensor, paddle.Tensor | None]:
         """``x [B, N, C]`` -> ``(out [B, N, C], attn [B, H, N, N] or None)``.
 
-        ``return_attn=False`` takes the fused scaled-dot-product kernel and returns
-        ``None`` for the weights; both paths compute the same function.
+        ``return_attn=False`` returns ``None`` for the weights and, on GPU, takes Paddle's fused
+        scaled-dot-product kernel; both paths compute the same function.
         """
         check_tokens(x, self.embed_dim, "Attention")
+        if not return_attn and _fused_attention_available(x):
+            return self._fused(x), None
+        out, attn = self._explicit(x)
+        return out, attn if return_attn else None
+
+    def _fused(self, x: paddle.Tensor) -> paddle.Tensor:
         B, N, _ = x.shape
         # [B, N, 3, H, D]: q, k, v are the three chunks of the last axis, as in the source.
-        qkv = self.qkv(x).reshape([B, N, 3, self.num_heads, self.head_dim])
-        q, k, v = qkv.unbind(axis=2)  # each [B, N, H, D]
-        if return_attn:
-            q, k, v = (t.transpose([0, 2, 1, 3]) for t in (q, k, v))  # [B, H, N, D]
-            attn = F.softmax(paddle.matmul(q, k, transpose_y=True) * self.scale, axis=-1)
-            weights = attn
-            out = paddle.matmul(self.attn_drop(attn), v).transpose([0, 2, 1, 3])
-        else:
-            # Paddle's fused kernel takes [B, N, H, D] directly: no transposes needed.
-            weights = None
-            p = self.attn_drop.p if self.training else 0.0
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, training=self.training,
-                                                 scale=self.scale)
-        out = self.proj_drop(self.proj(out.reshape([B, N, self.all_head_dim])))
-        return out, weights
+        q, k, v = self.qkv(x).reshape([B, N, 3, self.num_heads, self.head_dim]).unbind(axis=2)
+        # The fused kernel takes [B, N, H, D] directly: no transposes needed.
+        p = self.attn_drop.p if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, training=self.training, scale=self.scale)
+        return self.proj_drop(self.proj(out.reshape([B, N, self.all_head_dim])))
+
+    def _explicit(self, x: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
+        """Softmax weights written out, with tokens as the LAST axis of q, k, v ("feature-major"):
+        every head split is then a free reshape and every transpose a flag of a GEMM, instead of
+        a strided copy (Paddle's CPU copies of transposed views are ~30x slower than torch's)."""
+        B, N, _ = x.shape
+        H, D = self.num_heads, self.head_dim
+        # qkv^T = W^T x^T: [B, 3*H*D, N] = [B, 3, H, D, N]; split copies each chunk contiguous.
+        qkv_t = paddle.matmul(self.qkv.weight, x, transpose_x=True, transpose_y=True)
+        if self.qkv.bias is not None:
+            qkv_t = qkv_t + self.qkv.bias.unsqueeze(-1)
+        q_t, k_t, v_t = (t.reshape([B, H, D, N]) for t in paddle.split(qkv_t.reshape([B, 3, H, D, N]), 3, axis=1))
+        attn = F.softmax(paddle.matmul(q_t * self.scale, k_t, transpose_x=True), axis=-1)  # [B, H, N, N]
+        out_t = paddle.matmul(v_t, self.attn_drop(attn), transpose_y=True)             # [B, H, D, N]
+        out = paddle.matmul(out_t.reshape([B, H * D, N]), self.proj.weight, transpose_x=True)  # [B, N, C]
+        return self.proj_drop(out + self.proj.bias), attn
+
+
+def _fused_attention_available(x: paddle.Tensor) -> bool:
+    """Paddle's fused attention kernels are GPU kernels; on CPU its scaled_dot_product_attention
+    falls back to unfused ops on transposed views, slower than ``Attention._explicit``."""
+    if paddle.in_dynamic_mode():
+        return not x.place.is_cpu_place()
+    return not paddle.get_device().startswith("cpu")

@@ -1,0 +1,40 @@
+"""tools/bench.py runs end to end (a tiny model, one repeat) and writes valid JSON.
+No timing is asserted: speed lives in the benchmark, not in the tests."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "tools" / "bench.py"
+
+
+def test_bench_dry_run_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(BENCH), "--dry-run", "--threads", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": ""})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["meta"]["threads"] == 1 and data["meta"]["versions"]["paddle"]
+    rows = {r["path"]: r for r in data["results"]}
+    assert set(rows) == {"paddle_eager", "paddle_static", "paddle_infer", "torch_ref", "timm"}
+    for path in ("paddle_eager", "paddle_static", "paddle_infer", "torch_ref"):
+        row = rows[path]
+        assert row["status"] == "ok", row
+        assert row["images_per_s"] > 0 and len(row["samples_ms"]) == 1
+        # every path computes the reference's function (same weights through the converter)
+        assert row["err_vs_torch_ref"] < 1e-4, row
+    assert "threads: 1 for paddle and torch" in proc.stdout
+
+
+def test_bench_reports_missing_models(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(BENCH), "--models", "no_such_model", "--paths", "paddle_eager",
+                           "torch_ref", "--repeats", "1", "--warmup", "0", "--threads", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.read_text())["results"]
+    assert {r["status"] for r in rows} == {"not available"}
+    assert all("not in the variant table" in r["reason"] for r in rows)
