@@ -20,18 +20,20 @@ import paddle
 import paddle.nn as nn
 
 
-def to_static(model: nn.Layer, input_shape: Sequence[int]) -> nn.Layer:
-    """``paddle.jit.to_static`` for a fixed float32 input ``input_shape`` (``[B, C, H, W]``).
+def to_static(model: nn.Layer, input_shape: Sequence[int | None]) -> nn.Layer:
+    """``paddle.jit.to_static`` for a float32 input ``[B, C, H, W]``; ``B`` may be ``None``
+    (any batch size).
 
     Note: Paddle converts ``model`` itself (its ``forward`` becomes the static program).
     """
-    if len(input_shape) != 4 or any(int(d) < 1 for d in input_shape):
-        raise ValueError(f"input_shape must be [B, C, H, W] with positive sizes, got {list(input_shape)}")
-    spec = [paddle.static.InputSpec([int(d) for d in input_shape], "float32", "x")]
+    shape = list(input_shape)
+    if len(shape) != 4 or any(d is not None and int(d) < 1 for d in shape) or None in shape[1:]:
+        raise ValueError(f"input_shape must be [B, C, H, W] with positive sizes (B may be None), got {shape}")
+    spec = [paddle.static.InputSpec([None if d is None else int(d) for d in shape], "float32", "x")]
     return paddle.jit.to_static(model, input_spec=spec, full_graph=True)
 
 
-def export(model: nn.Layer, prefix: str | Path, input_shape: Sequence[int]) -> str:
+def export(model: nn.Layer, prefix: str | Path, input_shape: Sequence[int | None]) -> str:
     """Save ``model`` (eval mode) for Paddle Inference as ``prefix.json`` + ``prefix.pdiparams``;
     returns ``prefix``. ``model`` is converted in place (see ``to_static``)."""
     model.eval()
@@ -72,7 +74,8 @@ class InferencePredictor:
         self._cpu = device == "cpu"
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """``x [B, C, H, W]`` float32 (the exported shape) -> the model's output."""
+        """``x [B, C, H, W]`` float32 (the exported shape; any B if it was exported with None) -> output."""
+        self._input.reshape(list(x.shape))
         self._input.copy_from_cpu(np.ascontiguousarray(x, dtype=np.float32))
         self.predictor.run()
         if self._cpu:
