@@ -17,6 +17,7 @@ import paddle.nn.functional as F
 from paddle_vit import swin_tables
 from paddle_vit.checks import check_map, check_tokens, to_2tuple
 from paddle_vit.layers import DropPath, Mlp, PatchEmbed
+from paddle_vit.layers.weight_init import init_linear_and_norm
 from paddle_vit.registry import register_family
 
 
@@ -275,19 +276,7 @@ class SwinTransformer(nn.Layer):
             for i in range(self.num_layers)])
         self.norm = nn.LayerNorm(self.num_features, epsilon=1e-5)
         self.head = ClassifierHead(self.num_features, num_classes, drop_rate)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        tn, zeros, ones = (nn.initializer.TruncatedNormal(std=0.02), nn.initializer.Constant(0.0),
-                           nn.initializer.Constant(1.0))
-        for layer in self.sublayers():
-            if isinstance(layer, nn.Linear):
-                tn(layer.weight)
-                if layer.bias is not None:
-                    zeros(layer.bias)
-            elif isinstance(layer, nn.LayerNorm):
-                ones(layer.weight)
-                zeros(layer.bias)
+        init_linear_and_norm(self)
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
         """``[B, C, H, W]`` -> last stage after the final norm ``[B, H/32, W/32, num_features]``

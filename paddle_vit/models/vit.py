@@ -7,6 +7,7 @@ import paddle
 import paddle.nn as nn
 
 from paddle_vit.layers import Attention, DropPath, Mlp, PatchEmbed, prepend_cls_token
+from paddle_vit.layers.weight_init import init_linear_and_norm
 from paddle_vit.registry import register_family
 
 
@@ -65,19 +66,7 @@ class VisionTransformer(nn.Layer):
         self.fc_norm = nn.LayerNorm(embed_dim, epsilon=1e-6) if use_fc_norm else nn.Identity()
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        tn, zeros, ones = (nn.initializer.TruncatedNormal(std=0.02), nn.initializer.Constant(0.0),
-                           nn.initializer.Constant(1.0))
-        for layer in self.sublayers():
-            if isinstance(layer, nn.Linear):
-                tn(layer.weight)
-                if layer.bias is not None:
-                    zeros(layer.bias)
-            elif isinstance(layer, nn.LayerNorm):
-                ones(layer.weight)
-                zeros(layer.bias)
+        init_linear_and_norm(self)
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
         """``[B, C, H, W]`` -> all tokens after the final norm ``[B, 1 + N, embed_dim]``."""

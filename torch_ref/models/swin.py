@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from paddle_vit import swin_tables
 from paddle_vit.checks import check_map, check_tokens, to_2tuple
 from torch_ref.layers import DropPath, Mlp, PatchEmbed
+from torch_ref.layers.weight_init import init_linear_and_norm
 from torch_ref.registry import register_family
 
 
@@ -242,17 +243,7 @@ class SwinTransformer(nn.Module):
             for i in range(self.num_layers)])
         self.norm = nn.LayerNorm(self.num_features, eps=1e-5)
         self.head = ClassifierHead(self.num_features, num_classes, drop_rate)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_linear_and_norm(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` -> last stage after the final norm ``[B, h, w, num_features]``."""
