@@ -28,10 +28,13 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; 
 fi
 
 # Equal, explicit threads for both frameworks (Paddle would pin itself to 1 thread otherwise).
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
-
 case "${1:-}" in
-    demo) shift; exec "$VENV/bin/python" tools/demo.py "$@" ;;
-    test) shift; exec "$VENV/bin/python" -m pytest parity_tests -q "$@" ;;
+    demo) shift
+          export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
+          exec "$VENV/bin/python" tools/demo.py "$@" ;;
+    # one pytest worker per core, one thread each (the tolerances do not depend on threads)
+    test) shift
+          export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+          exec "$VENV/bin/python" -m pytest parity_tests -q -n auto "$@" ;;
     *) echo "usage: bash tools/run.sh demo|test [args...]" >&2; exit 2 ;;
 esac

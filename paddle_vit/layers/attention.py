@@ -45,8 +45,19 @@ class Attention(nn.Layer):
         check_tokens(x, self.embed_dim, "Attention")
         if not return_attn and _fused_attention_available(x):
             return self._fused(x), None
-        out, attn = self._explicit(x)
+        # The feature-major path uses qkv's and proj's weights without calling them; when someone
+        # hooks those layers (paddle_vit.parity.layerwise does), call them so the hooks see them.
+        out, attn = self._layer_by_layer(x) if _hooked(self.qkv, self.proj) else self._explicit(x)
         return out, attn if return_attn else None
+
+    def _layer_by_layer(self, x: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
+        """The source's order of operations, every sublayer called: ``[B, N, C]`` -> out, attn."""
+        B, N, _ = x.shape
+        qkv = self.qkv(x).reshape([B, N, 3, self.num_heads, self.head_dim]).transpose([2, 0, 3, 1, 4])
+        q, k, v = qkv.unbind(axis=0)  # each [B, H, N, D]
+        attn = F.softmax(paddle.matmul(q, k, transpose_y=True) * self.scale, axis=-1)
+        out = paddle.matmul(self.attn_drop(attn), v).transpose([0, 2, 1, 3]).reshape([B, N, self.all_head_dim])
+        return self.proj_drop(self.proj(out)), attn
 
     def _fused(self, x: paddle.Tensor) -> paddle.Tensor:
         B, N, _ = x.shape
@@ -72,6 +83,10 @@ class Attention(nn.Layer):
         out_t = paddle.matmul(v_t, self.attn_drop(attn), transpose_y=True)             # [B, H, D, N]
         out = paddle.matmul(out_t.reshape([B, H * D, N]), self.proj.weight, transpose_x=True)  # [B, N, C]
         return self.proj_drop(out + self.proj.bias), attn
+
+
+def _hooked(*layers: nn.Layer) -> bool:
+    return any(layer._forward_pre_hooks or layer._forward_post_hooks for layer in layers)
 
 
 def _fused_attention_available(x: paddle.Tensor) -> bool:
