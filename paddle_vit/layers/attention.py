@@ -1,6 +1,8 @@
 """Multi-head self-attention, as in the seed tutorial's Paddle ``Attention`` class."""
 from __future__ import annotations
 
+from typing import Callable
+
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
@@ -47,7 +49,7 @@ class Attention(nn.Layer):
             return self._fused(x), None
         # The feature-major path uses qkv's and proj's weights without calling them; when someone
         # hooks those layers (paddle_vit.parity.layerwise does), call them so the hooks see them.
-        out, attn = self._layer_by_layer(x) if _hooked(self.qkv, self.proj) else self._explicit(x)
+        out, attn = self._layer_by_layer(x) if sublayers_hooked(self.qkv, self.proj) else self._explicit(x)
         return out, attn if return_attn else None
 
     def _layer_by_layer(self, x: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
@@ -69,23 +71,39 @@ class Attention(nn.Layer):
         return self.proj_drop(self.proj(out.reshape([B, N, self.all_head_dim])))
 
     def _explicit(self, x: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
-        """Softmax weights written out, with tokens as the LAST axis of q, k, v ("feature-major"):
-        every head split is then a free reshape and every transpose a flag of a GEMM, instead of
-        a strided copy (Paddle's CPU copies of transposed views are ~30x slower than torch's)."""
-        B, N, _ = x.shape
-        H, D = self.num_heads, self.head_dim
-        # qkv^T = W^T x^T: [B, 3*H*D, N] = [B, 3, H, D, N]; split copies each chunk contiguous.
-        qkv_t = paddle.matmul(self.qkv.weight, x, transpose_x=True, transpose_y=True)
-        if self.qkv.bias is not None:
-            qkv_t = qkv_t + self.qkv.bias.unsqueeze(-1)
-        q_t, k_t, v_t = (t.reshape([B, H, D, N]) for t in paddle.split(qkv_t.reshape([B, 3, H, D, N]), 3, axis=1))
-        attn = F.softmax(paddle.matmul(q_t * self.scale, k_t, transpose_x=True), axis=-1)  # [B, H, N, N]
-        out_t = paddle.matmul(v_t, self.attn_drop(attn), transpose_y=True)             # [B, H, D, N]
-        out = paddle.matmul(out_t.reshape([B, H * D, N]), self.proj.weight, transpose_x=True)  # [B, N, C]
-        return self.proj_drop(out + self.proj.bias), attn
+        return feature_major_attention(x, self.qkv, self.proj, self.num_heads, self.head_dim, self.scale,
+                                       self.attn_drop, self.proj_drop)
 
 
-def _hooked(*layers: nn.Layer) -> bool:
+def feature_major_attention(x: paddle.Tensor, qkv: nn.Linear, proj: nn.Linear, num_heads: int, head_dim: int,
+                            scale: float, attn_drop: nn.Layer, proj_drop: nn.Layer,
+                            add_to_logits: Callable[[paddle.Tensor], paddle.Tensor] | None = None
+                            ) -> tuple[paddle.Tensor, paddle.Tensor]:
+    """``x [B, N, C]`` -> ``(out [B, N, C], attn [B, H, N, N])``, with ``add_to_logits`` (a bias,
+    a mask) applied to the scaled logits before the softmax.
+
+    Tokens are the LAST axis of q, k, v ("feature-major"): every head split is then a free reshape
+    and every transpose a flag of a GEMM, instead of a strided copy (Paddle's CPU copies of
+    transposed views are ~30x slower than torch's). ``qkv`` and ``proj`` are used through their
+    weights, not called (see ``sublayers_hooked``).
+    """
+    B, N, _ = x.shape
+    H, D = num_heads, head_dim
+    # qkv^T = W^T x^T: [B, 3*H*D, N] = [B, 3, H, D, N]; split copies each chunk contiguous.
+    qkv_t = paddle.matmul(qkv.weight, x, transpose_x=True, transpose_y=True)
+    if qkv.bias is not None:
+        qkv_t = qkv_t + qkv.bias.unsqueeze(-1)
+    q_t, k_t, v_t = (t.reshape([B, H, D, N]) for t in paddle.split(qkv_t.reshape([B, 3, H, D, N]), 3, axis=1))
+    logits = paddle.matmul(q_t * scale, k_t, transpose_x=True)  # [B, H, N, N]
+    if add_to_logits is not None:
+        logits = add_to_logits(logits)
+    attn = F.softmax(logits, axis=-1)
+    out_t = paddle.matmul(v_t, attn_drop(attn), transpose_y=True)                   # [B, H, D, N]
+    out = paddle.matmul(out_t.reshape([B, H * D, N]), proj.weight, transpose_x=True)  # [B, N, C]
+    return proj_drop(out + proj.bias), attn
+
+
+def sublayers_hooked(*layers: nn.Layer) -> bool:
     return any(layer._forward_pre_hooks or layer._forward_post_hooks for layer in layers)
 
 

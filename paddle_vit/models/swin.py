@@ -17,6 +17,7 @@ import paddle.nn.functional as F
 from paddle_vit import swin_tables
 from paddle_vit.checks import check_map, check_tokens, to_2tuple
 from paddle_vit.layers import DropPath, Mlp, PatchEmbed
+from paddle_vit.layers.attention import feature_major_attention, sublayers_hooked
 from paddle_vit.layers.weight_init import init_linear_and_norm
 from paddle_vit.registry import register_family
 
@@ -97,19 +98,29 @@ class WindowAttention(nn.Layer):
         if N != self.window_area:
             raise ValueError(f"WindowAttention: expected {self.window_area} tokens per window "
                              f"(window {self.window_size}), got shape {list(x.shape)}")
-        qkv = self.qkv(x).reshape([B_, N, 3, self.num_heads, self.head_dim]).transpose([2, 0, 3, 1, 4])
-        q, k, v = qkv.unbind(axis=0)  # each [B_, heads, N, D]
-        attn = paddle.matmul(q * self.scale, k, transpose_y=True) + self.relative_position_bias()
         if mask is not None:
             num_win = mask.shape[0]
             if list(mask.shape) != [num_win, N, N] or (isinstance(B_, int) and B_ % num_win):
                 raise ValueError(f"WindowAttention: mask must be [num_windows, {N}, {N}] with num_windows "
                                  f"dividing the batch {B_}, got {list(mask.shape)}")
-            attn = attn.reshape([-1, num_win, self.num_heads, N, N]) + mask.unsqueeze(1).unsqueeze(0)
-            attn = attn.reshape([-1, self.num_heads, N, N])
-        attn = F.softmax(attn, axis=-1)
-        out = paddle.matmul(self.attn_drop(attn), v).transpose([0, 2, 1, 3]).reshape([B_, N, -1])
-        return self.proj_drop(self.proj(out)), attn if return_attn else None
+
+        def add_bias_and_mask(logits: paddle.Tensor) -> paddle.Tensor:  # [B_, heads, N, N]
+            logits = logits + self.relative_position_bias()
+            if mask is None:
+                return logits
+            logits = logits.reshape([-1, mask.shape[0], self.num_heads, N, N]) + mask.unsqueeze(1).unsqueeze(0)
+            return logits.reshape([-1, self.num_heads, N, N])
+
+        if sublayers_hooked(self.qkv, self.proj):  # paddle_vit.parity.layerwise: call the sublayers it hooks
+            qkv = self.qkv(x).reshape([B_, N, 3, self.num_heads, self.head_dim]).transpose([2, 0, 3, 1, 4])
+            q, k, v = qkv.unbind(axis=0)  # each [B_, heads, N, D]
+            attn = F.softmax(add_bias_and_mask(paddle.matmul(q * self.scale, k, transpose_y=True)), axis=-1)
+            out = paddle.matmul(self.attn_drop(attn), v).transpose([0, 2, 1, 3]).reshape([B_, N, -1])
+            out = self.proj_drop(self.proj(out))
+        else:
+            out, attn = feature_major_attention(x, self.qkv, self.proj, self.num_heads, self.head_dim, self.scale,
+                                                self.attn_drop, self.proj_drop, add_bias_and_mask)
+        return out, attn if return_attn else None
 
 
 class SwinTransformerBlock(nn.Layer):
