@@ -1,6 +1,7 @@
 """Framework-free input checks, shared by both trees: a wrong shape fails with a message naming what was expected."""
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 
@@ -43,3 +44,32 @@ def check_map(x: Any, resolution: Sequence[int] | None, dim: int, where: str) ->
         raise ValueError(f"{where}: expected a channels-last map [B, H, W, {dim}], got shape {shape}")
     if resolution is not None and tuple(shape[1:3]) != tuple(resolution):
         raise ValueError(f"{where}: expected resolution {tuple(resolution)} (H, W), got {tuple(shape[1:3])}")
+
+
+def patch_grid(img_size: int | Sequence[int], patch_size: int | Sequence[int]
+               ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """``(img_size, patch_size, grid_size)`` as (height, width) pairs; the image must be divisible."""
+    img, patch = to_2tuple(img_size, "img_size"), to_2tuple(patch_size, "patch_size")
+    for size, p, axis in zip(img, patch, ("height", "width")):
+        if size % p:
+            raise ValueError(f"image {axis} {size} is not divisible by patch size {p}")
+    return img, patch, (img[0] // patch[0], img[1] // patch[1])
+
+
+def pos_embed_grids(shape: Sequence[int], new_size: Sequence[int], old_size: Sequence[int] | None,
+                    num_prefix_tokens: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``(old_size, new_size)`` of a ``[1, prefix + gh*gw, C]`` position embedding; ``old_size``
+    defaults to a square grid."""
+    shape = list(shape)
+    if len(shape) != 3 or shape[0] != 1:
+        raise ValueError(f"pos_embed must be [1, N, C], got {shape}")
+    n_grid = shape[1] - num_prefix_tokens
+    if old_size is None:
+        side = int(math.isqrt(max(n_grid, 0)))
+        if side * side != n_grid:
+            raise ValueError(f"pos_embed has {n_grid} grid tokens, not a square: pass old_size")
+        old_size = (side, side)
+    old, new = tuple(old_size), tuple(new_size)
+    if old[0] * old[1] != n_grid:
+        raise ValueError(f"old_size {old} does not hold {n_grid} grid tokens")
+    return old, new  # type: ignore[return-value]

@@ -6,7 +6,7 @@ from typing import Sequence
 import paddle
 import paddle.nn as nn
 
-from paddle_vit.checks import check_image, to_2tuple
+from paddle_vit.checks import check_image, patch_grid
 
 
 class PatchEmbed(nn.Layer):
@@ -19,12 +19,7 @@ class PatchEmbed(nn.Layer):
     def __init__(self, img_size: int | Sequence[int] = 224, patch_size: int | Sequence[int] = 16,
                  in_chans: int = 3, embed_dim: int = 768) -> None:
         super().__init__()
-        self.img_size = to_2tuple(img_size, "img_size")
-        self.patch_size = to_2tuple(patch_size, "patch_size")
-        for size, patch, axis in zip(self.img_size, self.patch_size, ("height", "width")):
-            if size % patch:
-                raise ValueError(f"image {axis} {size} is not divisible by patch size {patch}")
-        self.grid_size = (self.img_size[0] // self.patch_size[0], self.img_size[1] // self.patch_size[1])
+        self.img_size, self.patch_size, self.grid_size = patch_grid(img_size, patch_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
         self.in_chans = in_chans
         self.embed_dim = embed_dim

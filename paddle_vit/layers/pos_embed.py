@@ -1,11 +1,11 @@
 """Position embeddings: fixed sin-cos tables and resizing of a learned embedding to a new grid."""
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import paddle
 
+from paddle_vit.checks import pos_embed_grids
 from paddle_vit.resample import antialias_bicubic_weights
 
 
@@ -39,17 +39,7 @@ def resample_pos_embed(pos_embed: paddle.Tensor, new_size: Sequence[int],
     (``resample_abs_pos_embed``: antialiased bicubic, see ``paddle_vit.resample``); the prefix
     (class) tokens are kept aside unchanged.
     ``old_size`` defaults to a square grid."""
-    if pos_embed.ndim != 3 or pos_embed.shape[0] != 1:
-        raise ValueError(f"pos_embed must be [1, N, C], got {list(pos_embed.shape)}")
-    n_grid = pos_embed.shape[1] - num_prefix_tokens
-    if old_size is None:
-        side = int(math.isqrt(n_grid))
-        if side * side != n_grid:
-            raise ValueError(f"pos_embed has {n_grid} grid tokens, not a square: pass old_size")
-        old_size = (side, side)
-    old_size, new_size = tuple(old_size), tuple(new_size)
-    if old_size[0] * old_size[1] != n_grid:
-        raise ValueError(f"old_size {old_size} does not hold {n_grid} grid tokens")
+    old_size, new_size = pos_embed_grids(pos_embed.shape, new_size, old_size, num_prefix_tokens)
     if old_size == new_size:
         return pos_embed
     prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]

@@ -1,11 +1,11 @@
 """Position embeddings (torch mirror of ``paddle_vit.layers.pos_embed``)."""
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
 
+from paddle_vit.checks import pos_embed_grids
 from paddle_vit.resample import antialias_bicubic_weights
 
 
@@ -34,17 +34,7 @@ def resample_pos_embed(pos_embed: torch.Tensor, new_size: Sequence[int],
                        old_size: Sequence[int] | None = None, num_prefix_tokens: int = 1
                        ) -> torch.Tensor:
     """Resize ``[1, prefix + gh*gw, C]`` to ``new_size`` (timm's antialiased bicubic); prefix kept aside."""
-    if pos_embed.ndim != 3 or pos_embed.shape[0] != 1:
-        raise ValueError(f"pos_embed must be [1, N, C], got {list(pos_embed.shape)}")
-    n_grid = pos_embed.shape[1] - num_prefix_tokens
-    if old_size is None:
-        side = int(math.isqrt(n_grid))
-        if side * side != n_grid:
-            raise ValueError(f"pos_embed has {n_grid} grid tokens, not a square: pass old_size")
-        old_size = (side, side)
-    old_size, new_size = tuple(old_size), tuple(new_size)
-    if old_size[0] * old_size[1] != n_grid:
-        raise ValueError(f"old_size {old_size} does not hold {n_grid} grid tokens")
+    old_size, new_size = pos_embed_grids(pos_embed.shape, new_size, old_size, num_prefix_tokens)
     if old_size == new_size:
         return pos_embed
     prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
