@@ -64,3 +64,17 @@ def block_specs(stages: Sequence[Sequence], stem_size: int, channel_multiplier: 
                                    se_ratio, drop_path_rate * k / total))
             in_chs, k = out_chs, k + 1
     return specs
+
+
+def check_block(kind: str, stride: int, expand_ratio: float, se_ratio: float) -> None:
+    """The source's rules for a block of ``kind`` ('fused' or 'mbconv'); a ValueError names what was expected."""
+    where = "FusedMBConv" if kind == "fused" else "MBConv"
+    if stride not in (1, 2):
+        raise ValueError(f"{where}: stride must be 1 or 2, got {stride}")
+    if kind == "fused":
+        if se_ratio:
+            raise ValueError(f"FusedMBConv has no squeeze-excitation, got se_ratio={se_ratio}")
+        if expand_ratio < 1:
+            raise ValueError(f"FusedMBConv: expand_ratio must be >= 1, got {expand_ratio}")
+    elif expand_ratio <= 1:
+        raise ValueError(f"MBConv needs expand_ratio > 1 (got {expand_ratio}); use FusedMBConv for expansion 1")

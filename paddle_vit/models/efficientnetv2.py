@@ -18,7 +18,7 @@ import paddle.nn as nn
 
 from paddle_vit.checks import check_image
 from paddle_vit.conv_arith import round_channels
-from paddle_vit.efficientnet_arch import block_specs
+from paddle_vit.efficientnet_arch import block_specs, check_block
 from paddle_vit.layers.activations import SiLU
 from paddle_vit.layers.channel_attention import SqueezeExcitation
 from paddle_vit.layers.conv2d_same import create_conv2d
@@ -26,10 +26,6 @@ from paddle_vit.layers.drop_path import DropPath
 from paddle_vit.layers.norm import BatchNorm2d
 from paddle_vit.registry import register_family
 
-
-def _check_stride(stride: int, where: str) -> None:
-    if stride not in (1, 2):
-        raise ValueError(f"{where}: stride must be 1 or 2, got {stride}")
 
 
 class _Residual(nn.Layer):
@@ -72,11 +68,7 @@ class FusedMBConv(_Residual):
                  se_ratio: float = 0.0, drop_path: float = 0.0, bn_eps: float = 1e-3, bn_momentum: float = 0.1,
                  pad_type: str = "") -> None:
         super().__init__()
-        _check_stride(stride, "FusedMBConv")
-        if se_ratio:
-            raise ValueError(f"FusedMBConv has no squeeze-excitation, got se_ratio={se_ratio}")
-        if expand_ratio < 1:
-            raise ValueError(f"FusedMBConv: expand_ratio must be >= 1, got {expand_ratio}")
+        check_block("fused", stride, expand_ratio, se_ratio)
         self._init_residual(in_chs, out_chs, stride, True, drop_path)
         self.expand_ratio = expand_ratio
         if expand_ratio == 1:  # a single k x k conv with activation (timm: ConvBnAct 'conv', 'bn1')
@@ -103,9 +95,7 @@ class MBConv(_Residual):
                  se_ratio: float = 0.25, drop_path: float = 0.0, bn_eps: float = 1e-3, bn_momentum: float = 0.1,
                  pad_type: str = "") -> None:
         super().__init__()
-        _check_stride(stride, "MBConv")
-        if expand_ratio <= 1:
-            raise ValueError(f"MBConv needs expand_ratio > 1 (got {expand_ratio}); use FusedMBConv for expansion 1")
+        check_block("mbconv", stride, expand_ratio, se_ratio)
         self._init_residual(in_chs, out_chs, stride, True, drop_path)
         mid = int(in_chs * expand_ratio)
         self.conv_pw = create_conv2d(in_chs, mid, 1)
