@@ -5,10 +5,13 @@ Paddle (and its bundled MKL) loads:
 
 * ``OMP_NUM_THREADS``: Paddle pins it to 1 at import unless it is set; we set it to the
   number of cores, so that Paddle uses the same threads as PyTorch does by default.
-* ``MKL_DEBUG_CPU_TYPE=5``: Paddle bundles MKL 2019, which on AMD CPUs falls back to its
-  generic (SSE) kernels; this variable makes it take the AVX2 kernels it would pick on an
-  Intel CPU (GEMM about 2x faster). We set it only on AMD CPUs with AVX2; newer MKL versions,
-  such as the one inside PyTorch, ignore it.
+* ``MKL_DEBUG_CPU_TYPE``: Paddle bundles MKL 2019, which on AMD CPUs falls back to its
+  generic (SSE) kernels; this variable makes it take the kernels it would pick on an Intel CPU
+  with the same instructions: ``7`` (AVX-512, Skylake-X set) where the CPU has AVX-512 F, CD,
+  BW, DQ and VL (Zen 4 and later), else ``5`` (AVX2). Measured on a Zen 5 vCPU, one
+  ``[1576, 384] x [384, 1536]`` GEMM, 2 threads: generic 21 ms, ``5`` 9.3 ms, ``7`` 5.6 ms
+  (torch 2.14: 8.6 ms). Set only on AMD CPUs; newer MKL versions, such as the one inside
+  PyTorch, ignore it.
 
 Either is left alone when the user has set it, and neither is touched once Paddle is imported
 (too late to matter, and changing it then would only mislead).
@@ -18,6 +21,10 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+
+
+# MKL's AVX-512 code path (MKL_DEBUG_CPU_TYPE=7) uses these; without all of them it would fault.
+AVX512_SKX = frozenset({"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"})
 
 
 def _cpu_flags() -> tuple[str, set[str]]:
@@ -43,8 +50,11 @@ def cpu_defaults() -> dict[str, str]:
     """The variables ``configure_cpu`` would set on this machine (before user choices)."""
     defaults = {"OMP_NUM_THREADS": str(os.cpu_count() or 1)}
     vendor, flags = _cpu_flags()
-    if vendor == "AuthenticAMD" and "avx2" in flags:
-        defaults["MKL_DEBUG_CPU_TYPE"] = "5"
+    if vendor == "AuthenticAMD":
+        if AVX512_SKX <= flags:
+            defaults["MKL_DEBUG_CPU_TYPE"] = "7"
+        elif "avx2" in flags:
+            defaults["MKL_DEBUG_CPU_TYPE"] = "5"
     return defaults
 
 
