@@ -94,7 +94,7 @@ def test_bad_config_is_a_clear_error(tree, ctor, msg):
 
 
 def test_silu_gradient_is_finite_where_paddles_kernel_overflows():
-    """Paddle's fused silu backward gives -inf/NaN below about -88; ours matches torch there."""
+    """Paddle's fused silu backward gives -inf/NaN below about -88; ours (swish) matches torch there."""
     x = np.array([-200.0, -100.0, -89.0, -88.0, -20.0, -1.0, 0.0, 0.5, 30.0, 200.0], dtype=np.float32)
     tx, px = torch.tensor(x, requires_grad=True), paddle.to_tensor(x, stop_gradient=False)
     T.SiLU()(tx).sum().backward()

@@ -1,10 +1,13 @@
 """Activations whose Paddle kernels need a guard.
 
-``SiLU``: Paddle 3.3's fused ``silu`` backward (CPU) returns -inf/NaN for inputs below about -88
-(where ``exp(-x)`` overflows float32), while the forward is a correct -0.0; torch returns the
-correct ~0 gradient. Deep convnets with BatchNorm do reach such inputs, and one NaN gradient
-poisons every parameter before it. ``x * sigmoid(x)`` has the same value and an overflow-free
-gradient (``sigmoid``'s backward is ``s * (1 - s)``).
+``SiLU``: Paddle 3.3 has two fused kernels for ``x * sigmoid(x)``. ``silu``'s backward (CPU)
+returns -inf/NaN for inputs below about -88 (where ``exp(-x)`` overflows float32), while its
+forward is a correct -0.0; torch returns the correct ~0 gradient, and deep convnets with
+BatchNorm do reach such inputs (one NaN gradient poisons every parameter before it).
+``swish`` (``beta = 1``) computes the same function with an overflow-free backward, in one pass
+instead of the two of ``x * sigmoid(x)`` (eager: 16.5 -> 9.4 ms on ``[8, 96, 75, 75]``), and
+Paddle Inference's oneDNN passes fuse it into the preceding convolution, which they do not do
+for ``silu`` (EfficientNetV2-S, batch 8: 381 -> 260 ms).
 """
 from __future__ import annotations
 
@@ -14,8 +17,8 @@ import paddle.nn.functional as F
 
 
 def silu(x: paddle.Tensor) -> paddle.Tensor:
-    """``x * sigmoid(x)``, elementwise, any shape."""
-    return x * F.sigmoid(x)
+    """``x * sigmoid(x)``, elementwise, any shape (Paddle's ``swish`` kernel, see module doc)."""
+    return F.swish(x)
 
 
 class SiLU(nn.Layer):

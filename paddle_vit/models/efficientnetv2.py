@@ -20,7 +20,7 @@ from paddle_vit.checks import check_image
 from paddle_vit.conv_arith import round_channels
 from paddle_vit.efficientnet_arch import block_specs, check_block
 from paddle_vit.layers.activations import SiLU
-from paddle_vit.layers.channel_attention import SqueezeExcitation
+from paddle_vit.layers.channel_attention import SqueezeExcitation, global_avg_pool
 from paddle_vit.layers.conv2d_same import create_conv2d
 from paddle_vit.layers.drop_path import DropPath
 from paddle_vit.layers.norm import BatchNorm2d
@@ -176,7 +176,7 @@ class EfficientNetV2(nn.Layer):
 
     def forward_head(self, x: paddle.Tensor) -> paddle.Tensor:
         """``[B, num_features, h, w]`` -> ``[B, num_classes]``."""
-        return self.classifier(self.head_drop(x.mean(axis=[2, 3])))
+        return self.classifier(self.head_drop(global_avg_pool(x).flatten(1)))
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return self.forward_head(self.forward_features(x))
