@@ -76,6 +76,37 @@ def shift_mask(resolution: Sequence[int], window: Sequence[int], shift: Sequence
     return np.where(different, MASK_VALUE, 0.0).astype(np.float32)
 
 
+def window_order(resolution: Sequence[int], window: Sequence[int], shift: Sequence[int]) -> np.ndarray | None:
+    """``[H * W]`` int64: the raster index of each token in (rolled-)window order, i.e. gathering
+    a ``[B, H * W, C]`` map with it equals rolling by ``-shift`` then partitioning into windows
+    (``[B, nW * N, C]``: windows row-major, tokens row-major inside each). ``None`` when the map is
+    not a multiple of the window (that path pads, and a gather cannot add the zeros).
+    """
+    h, w = resolution
+    wh, ww = pair(window, "window_size")
+    sh, sw = pair(shift, "shift_size")
+    if h % wh or w % ww:
+        return None
+    raster = np.roll(np.arange(h * w, dtype=np.int64).reshape(h, w), (-sh, -sw), axis=(0, 1))
+    return raster.reshape(h // wh, wh, w // ww, ww).transpose(0, 2, 1, 3).reshape(-1)
+
+
+def merge_order(resolution: Sequence[int]) -> np.ndarray | None:
+    """``[H * W]`` int64 for PatchMerging: gathering a ``[B, H * W, C]`` map with it and reshaping
+    to ``[B, H/2, W/2, 4C]`` concatenates each 2x2 neighbourhood in timm's order (0,0), (1,0),
+    (0,1), (1,1) (row, column offset). ``None`` for an odd side (that path pads)."""
+    h, w = resolution
+    if h % 2 or w % 2:
+        return None
+    raster = np.arange(h * w, dtype=np.int64).reshape(h // 2, 2, w // 2, 2)   # [h2, dy, w2, dx]
+    return raster.transpose(0, 2, 3, 1).reshape(-1)                           # [h2, w2, dx, dy]
+
+
+def inverse_order(order: np.ndarray) -> np.ndarray:
+    """The permutation that undoes ``order`` (gathering with it restores raster order)."""
+    return np.argsort(order).astype(np.int64)
+
+
 def stage_resolutions(grid: Sequence[int], num_stages: int) -> list[tuple[int, int]]:
     """Token grid of each stage's blocks: stage 0 runs on the patch grid, each later one on the
     previous grid halved with rounding up (PatchMerging pads an odd side)."""

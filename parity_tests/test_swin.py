@@ -137,6 +137,37 @@ def test_window_partition_and_reverse(shape, window):
         np.testing.assert_array_equal(np.asarray(back(got)), x)
 
 
+@pytest.mark.parametrize("res,window,shift", [((8, 12), (4, 4), (0, 0)), ((8, 12), (4, 4), (2, 2)),
+                                              ((6, 6), (3, 2), (1, 1)), ((7, 8), (4, 4), (2, 2))])
+def test_window_order_is_roll_then_partition(res, window, shift):
+    """The gather index of the fast block path, against an explicit roll + slice (None when padded)."""
+    H, W = res
+    order = swin_tables.window_order(res, window, shift)
+    if H % window[0] or W % window[1]:
+        assert order is None
+        return
+    x = random_input((2, H, W, 3))
+    rolled = np.roll(x, (-shift[0], -shift[1]), axis=(1, 2))
+    mh, mw = window
+    ref = np.stack([rolled[b, i:i + mh, j:j + mw].reshape(-1, 3) for b in range(2)
+                    for i in range(0, H, mh) for j in range(0, W, mw)]).reshape(2, H * W, 3)
+    got = x.reshape(2, H * W, 3)[:, order]
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(got[:, swin_tables.inverse_order(order)], x.reshape(2, H * W, 3))
+
+
+@pytest.mark.parametrize("res", [(4, 6), (8, 8), (5, 6)])
+def test_merge_order_matches_timm_concatenation(res):
+    H, W = res
+    order = swin_tables.merge_order(res)
+    if H % 2 or W % 2:
+        assert order is None
+        return
+    x = random_input((2, H, W, 3))
+    ref = np.concatenate([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], axis=-1)
+    np.testing.assert_array_equal(x.reshape(2, H * W, 3)[:, order].reshape(2, H // 2, W // 2, 12), ref)
+
+
 # --- layer parity ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dim,heads,window,qkv_bias", [(16, 2, (4, 4), True), (12, 3, (3, 5), False)])
 @pytest.mark.parametrize("masked", [False, True])

@@ -139,15 +139,17 @@ class PatchMerging(nn.Module):
     """``[B, H, W, C]`` -> ``[B, ceil(H/2), ceil(W/2), out_dim]``: 2x2 neighbours concatenated in the
     order (0,0), (1,0), (0,1), (1,1), LayerNorm, Linear without bias; an odd side is zero-padded."""
 
-    def __init__(self, dim: int, out_dim: int | None = None) -> None:
+    def __init__(self, dim: int, out_dim: int | None = None,
+                 input_resolution: int | Sequence[int] | None = None) -> None:
         super().__init__()
         self.dim = dim
         self.out_dim = out_dim or 2 * dim
+        self.input_resolution = None if input_resolution is None else to_2tuple(input_resolution, "input_resolution")
         self.norm = nn.LayerNorm(4 * dim, eps=1e-5)
         self.reduction = nn.Linear(4 * dim, self.out_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_map(x, None, self.dim, "PatchMerging")
+        check_map(x, self.input_resolution, self.dim, "PatchMerging")
         B, H, W, C = x.shape
         if H % 2 or W % 2:
             x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
@@ -174,7 +176,7 @@ class BasicLayer(nn.Module):
         window = to_2tuple(window_size, "window_size")
         shift = (window[0] // 2, window[1] // 2)
         rates = list(drop_path) if isinstance(drop_path, (list, tuple)) else [drop_path] * depth
-        self.downsample = PatchMerging(dim, out_dim) if downsample else nn.Identity()
+        self.downsample = PatchMerging(dim, out_dim, self.input_resolution) if downsample else nn.Identity()
         self.blocks = nn.ModuleList([
             SwinTransformerBlock(out_dim, self.output_resolution, num_heads, head_dim, window,
                                  0 if i % 2 == 0 else shift, mlp_ratio, qkv_bias, proj_drop, attn_drop, rates[i])
