@@ -1,4 +1,4 @@
-"""``paddle-vit``: one command, one subcommand per tool (``diff``; others register the same way)."""
+"""``paddle-vit``: one command, one subcommand per tool (``diff``, ``bench``; others register the same way)."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,8 @@ from typing import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "diff": ("paddle_vit.parity.model_diff",
              "compare a model with its torch reference layer by layer; report the first diverging layer"),
+    "bench": ("paddle_vit.bench",
+              "time every Paddle path against torch_ref and timm side by side (throughput, memory, ratios)"),
 }
 
 

@@ -38,3 +38,17 @@ def test_bench_reports_missing_models(tmp_path):
     rows = json.loads(out.read_text())["results"]
     assert {r["status"] for r in rows} == {"not available"}
     assert all("not in the variant table" in r["reason"] for r in rows)
+
+
+def test_paddle_vit_bench_subcommand(tmp_path, capsys):
+    """``paddle-vit bench`` is the same bench: it reads a results file and rejects bad options."""
+    from paddle_vit.cli import main
+    results = tmp_path / "r.json"
+    row = {"model": "m", "device": "cpu", "precision": "fp32", "batch": 8, "path": "paddle_infer",
+           "median_ms": 10.0, "min_ms": 9.0, "cpu_ms": 20.0, "images_per_s": 800.0, "x_best_torch": 1.5,
+           "peak_rss_mb": None, "rss_growth_mb": None, "status": "ok"}
+    results.write_text(json.dumps({"meta": {}, "results": [row]}))
+    assert main(["bench", "--markdown", str(results)]) == 0
+    assert "| m | cpu/fp32 | 8 | paddle_infer | 10.0 |" in capsys.readouterr().out
+    assert main(["bench", "--threads", "0"]) == 2
+    assert "--threads >= 1" in capsys.readouterr().err

@@ -1,0 +1,615 @@
+"""Inference throughput of paddle_vit against PyTorch, side by side, in one process.
+
+For each model and batch size it times, round robin (one call of each path in turn, so that
+load from other processes hits every path alike) after a warm-up, and reports medians:
+
+  paddle_eager   paddle_vit model, dygraph, under ``paddle.no_grad()``
+  paddle_static  the same model through ``paddle.jit.to_static`` (full graph)
+  paddle_infer   ``paddle.jit.save`` + Paddle Inference predictor (CPU: oneDNN on)
+  torch_ref      torch_ref model (same weights), eager, under ``torch.inference_mode()``
+  timm           ``timm.create_model`` (same weights where the state dict fits), eager
+
+Peak resident memory of each path is measured in a fresh subprocess per path (``VmHWM``;
+also the growth over the process's size after importing its framework).
+
+Threads: ``--threads N`` (default: all cores) is given to both frameworks: OMP_NUM_THREADS
+before either is imported, ``torch.set_num_threads``, and the predictor's math-library threads.
+Between two timed calls the script sleeps ``--gap`` seconds: Paddle's Intel OpenMP threads
+spin for 200 ms after each parallel region and would otherwise steal the cores from the
+next path (torch uses GNU OpenMP, a separate thread pool).
+
+    paddle-vit bench                         # the four models, batch 1 and 8, table + JSON
+    paddle-vit bench --quick                 # ViT-S, batch 1, no memory: under a minute
+    paddle-vit bench --dry-run               # tiny ViT, one repeat: checks the machinery
+    paddle-vit bench --profile --models vit_small_patch16_224 --batch-sizes 8   # op by op
+
+``python tools/bench.py ...`` (a source checkout) and ``python -m paddle_vit.bench ...`` are the same.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+# the directory holding paddle_vit and torch_ref: memory-measuring children import from it too
+ROOT = Path(__file__).resolve().parents[1]
+
+# Models of the issue, with the input resolution each is benchmarked at.
+DEFAULT_MODELS = {"vit_small_patch16_224": 224, "vit_base_patch16_224": 224,
+                  "swin_tiny_patch4_window7_224": 224, "efficientnetv2_s": 300}
+PADDLE_PATHS = ("paddle_eager", "paddle_static", "paddle_infer")
+TORCH_PATHS = ("torch_ref", "timm")
+ALL_PATHS = PADDLE_PATHS + TORCH_PATHS
+# --dry-run: a one-block ViT on 32x32 images, for checking the machinery in seconds.
+DRY_RUN_MODEL = ("vit_small_patch16_224", 32,
+                 dict(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2, num_classes=10))
+
+
+@dataclass
+class Result:
+    """One (model, device, precision, batch, path) cell of the table."""
+    model: str
+    device: str
+    precision: str
+    batch: int
+    img_size: int
+    path: str
+    status: str = "ok"                   # ok | not available | error
+    reason: str = ""
+    median_ms: float | None = None
+    p25_ms: float | None = None
+    p75_ms: float | None = None
+    min_ms: float | None = None
+    cpu_ms: float | None = None          # median process CPU time per call (all threads)
+    images_per_s: float | None = None
+    x_best_torch: float | None = None    # this path's throughput / the best torch path's
+    err_vs_torch_ref: float | None = None  # max |out - torch_ref| / max |torch_ref|
+    peak_rss_mb: float | None = None
+    rss_growth_mb: float | None = None   # peak RSS - RSS after importing the framework
+    peak_device_mb: float | None = None
+    samples_ms: list[float] = field(default_factory=list)
+
+
+class Unavailable(Exception):
+    """A path that cannot run here (model not registered, timm missing, ...): reported, not raised."""
+
+
+# --- environment -------------------------------------------------------------------------
+def set_threads(n: int) -> None:
+    """Same thread count for both frameworks; must run before paddle or torch is imported."""
+    if "paddle" in sys.modules or "torch" in sys.modules:
+        raise RuntimeError("set_threads must run before paddle and torch are imported")
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    import paddle_vit.runtime  # the other CPU defaults of paddle_vit (MKL_DEBUG_CPU_TYPE), if unset
+    paddle_vit.runtime.configure_cpu()
+
+
+def _status_mb(field_name: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    return float("nan")
+
+
+def rss_mb() -> float:
+    """Current resident set size of this process."""
+    return _status_mb("VmRSS")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process's memory since exec (``VmHWM``; unlike
+    ``ru_maxrss``, it does not inherit the high-water mark of the process that spawned us)."""
+    return _status_mb("VmHWM")
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import paddle
+    import torch
+    out = {"python": platform.python_version(), "paddle": paddle.__version__, "torch": torch.__version__,
+           "numpy": numpy.__version__}
+    try:
+        import timm
+        out["timm"] = timm.__version__
+    except ImportError:
+        out["timm"] = "not installed"
+    return out
+
+
+def gpu_status() -> tuple[bool, str]:
+    """Whether both frameworks see a GPU, and why not."""
+    import paddle
+    import torch
+    if not torch.cuda.is_available():
+        return False, "no GPU visible to torch"
+    if not paddle.device.is_compiled_with_cuda() or paddle.device.cuda.device_count() < 1:
+        return False, "no GPU visible to Paddle (CPU wheel?)"
+    return True, torch.cuda.get_device_name(0)
+
+
+# --- building the paths ------------------------------------------------------------------
+def build_torch_ref(name: str, overrides: dict[str, Any]):
+    import torch_ref.registry
+    from paddle_vit.variants import list_models
+    if name not in list_models():
+        raise Unavailable(f"{name} is not in the variant table")
+    try:
+        return torch_ref.registry.create_model(name, **overrides)
+    except KeyError as e:
+        raise Unavailable(f"family {e} not implemented in torch_ref") from None
+
+
+def build_paddle(name: str, overrides: dict[str, Any], torch_state: dict | None):
+    """The paddle_vit model, with ``torch_state`` (a torch_ref state dict) converted in when given."""
+    import paddle_vit.registry
+    from paddle_vit.variants import list_models
+    if name not in list_models():
+        raise Unavailable(f"{name} is not in the variant table")
+    try:
+        model = paddle_vit.registry.create_model(name, **overrides)
+    except KeyError as e:
+        raise Unavailable(f"family {e} not implemented in paddle_vit") from None
+    if torch_state is not None:
+        from paddle_vit.convert import convert_state_dict, load_state_dict_strict
+        load_state_dict_strict(model, convert_state_dict(torch_state, model, "torch_ref"))
+    model.eval()
+    return model
+
+
+def build_timm(name: str, overrides: dict[str, Any], torch_state: dict | None):
+    """``(model, note)``: timm's model, with the torch_ref weights when its state dict fits."""
+    try:
+        import timm
+    except ImportError:
+        raise Unavailable("timm is not installed") from None
+    if not timm.is_model(name):
+        raise Unavailable(f"timm has no model {name}")
+    model = timm.create_model(name, pretrained=False, **overrides).eval()
+    note = ""
+    if torch_state is not None:
+        try:
+            model.load_state_dict(torch_state, strict=True)
+        except RuntimeError:
+            note = "timm's own random init (state dict differs from torch_ref)"
+    return model, note
+
+
+def paddle_call(model, x, device: str, precision: str) -> Callable[[], Any]:
+    import paddle
+    px = paddle.to_tensor(x, place=paddle.CUDAPlace(0) if device == "gpu" else paddle.CPUPlace())
+
+    def call():
+        with paddle.no_grad():
+            if precision == "fp32":
+                return model(px)
+            with paddle.amp.auto_cast(dtype=precision):
+                return model(px)
+    return call
+
+
+def torch_call(model, x, device: str, precision: str) -> Callable[[], Any]:
+    import torch
+    tx = torch.from_numpy(x).to("cuda" if device == "gpu" else "cpu")
+    dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(precision)
+
+    def call():
+        with torch.inference_mode():
+            if dtype is None:
+                return model(tx)
+            with torch.autocast("cuda", dtype=dtype):
+                return model(tx)
+    return call
+
+
+def build_paths(name: str, img_size: int, batch: int, paths: list[str], overrides: dict[str, Any],
+                device: str, precision: str, threads: int, workdir: str
+                ) -> tuple[dict[str, Callable[[], Any]], dict[str, str]]:
+    """``(calls, problems)``: a zero-argument call per runnable path, a reason per other path."""
+    import numpy as np
+    calls: dict[str, Callable[[], Any]] = {}
+    problems: dict[str, str] = {}
+    x = np.random.default_rng(0).standard_normal((batch, 3, img_size, img_size)).astype(np.float32)
+    tdev = "cuda" if device == "gpu" else "cpu"
+
+    state = None
+    try:
+        tm = build_torch_ref(name, overrides)
+        state = {k: v.detach().clone() for k, v in tm.state_dict().items()}
+        if "torch_ref" in paths:
+            calls["torch_ref"] = torch_call(tm.to(tdev), x, device, precision)
+    except Unavailable as e:
+        problems["torch_ref"] = str(e)
+    if "timm" in paths:
+        try:
+            model, note = build_timm(name, overrides, state)
+            calls["timm"] = torch_call(model.to(tdev), x, device, precision)
+            if note:
+                problems["timm"] = note  # runs, but the note is kept
+        except Unavailable as e:
+            problems["timm"] = str(e)
+    wanted = [p for p in PADDLE_PATHS if p in paths]
+    if wanted:
+        import paddle
+        from paddle_vit import deploy
+        paddle.set_device("gpu" if device == "gpu" else "cpu")  # where the parameters are created
+    for p in wanted:
+        # A model per path: paddle.jit.to_static converts the layer it is given in place.
+        try:
+            pm = build_paddle(name, overrides, state)
+        except Unavailable as e:
+            problems[p] = str(e)
+            continue
+        if p == "paddle_eager":
+            calls[p] = paddle_call(pm, x, device, precision)
+        elif p == "paddle_static":
+            calls[p] = paddle_call(deploy.to_static(pm, x.shape), x, device, precision)
+        elif precision != "fp32":
+            problems[p] = "not measured under autocast (the predictor has no amp switch)"
+        else:
+            prefix = deploy.export(pm, os.path.join(workdir, "model"), x.shape)
+            predictor = deploy.InferencePredictor(prefix, threads, device)
+            calls[p] = lambda pred=predictor: pred(x)  # copy-in, run, copy-out: all timed
+    return calls, problems
+
+
+# --- timing ------------------------------------------------------------------------------
+def synchronizer(device: str) -> Callable[[], None]:
+    if device != "gpu":
+        return lambda: None
+    import paddle
+    import torch
+
+    def sync():
+        torch.cuda.synchronize()
+        paddle.device.synchronize()
+    return sync
+
+
+def time_round_robin(calls: dict[str, Callable[[], Any]], repeats: int, warmup: int, gap: float,
+                     sync: Callable[[], None]) -> dict[str, list[tuple[float, float]]]:
+    """``(wall, cpu)`` seconds per call of each path; each round runs every path once, starting
+    from a different path each round so that no path always follows the same neighbour.
+    ``cpu`` is the process CPU time (all threads): with one thread it hardly moves when other
+    processes load the machine, so it is the steadier figure on a shared machine."""
+    names = list(calls)
+    for _ in range(warmup):
+        for n in names:
+            calls[n]()
+            sync()
+    samples: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+    for r in range(repeats):
+        for n in names[r % len(names):] + names[:r % len(names)]:
+            time.sleep(gap)
+            t0, c0 = time.perf_counter(), time.process_time()
+            calls[n]()
+            sync()
+            samples[n].append((time.perf_counter() - t0, time.process_time() - c0))
+    return samples
+
+
+def output_error(ref: Any, got: Any) -> float:
+    from paddle_vit.parity import error_stats
+    return error_stats(ref, got).scaled
+
+
+# --- memory (one subprocess per path) ----------------------------------------------------
+def measure_memory_child(args: argparse.Namespace) -> None:
+    """Child mode: build one path only, run it, print its memory figures as JSON."""
+    name, path, batch, img_size = args.child
+    batch, img_size = int(batch), int(img_size)
+    overrides = json.loads(args.overrides)
+    import numpy as np
+    x = np.random.default_rng(0).standard_normal((batch, 3, img_size, img_size)).astype(np.float32)
+    if path in PADDLE_PATHS:
+        import paddle  # noqa: F401
+        import paddle_vit.models  # noqa: F401
+    else:
+        import torch
+        torch.set_num_threads(args.threads)
+        if path == "timm":
+            import timm  # noqa: F401
+        import torch_ref.models  # noqa: F401
+    base = rss_mb()
+    if path == "paddle_infer":
+        from paddle_vit.deploy import InferencePredictor
+        predictor = InferencePredictor(args.model_prefix, args.threads)
+        call = lambda: predictor(x)  # noqa: E731
+    elif path in PADDLE_PATHS:
+        from paddle_vit.deploy import to_static
+        model = build_paddle(name, overrides, None)
+        call = paddle_call(to_static(model, x.shape) if path == "paddle_static" else model, x, "cpu", "fp32")
+    else:
+        model = build_torch_ref(name, overrides) if path == "torch_ref" else build_timm(name, overrides, None)[0]
+        call = torch_call(model, x, "cpu", "fp32")
+    for _ in range(3):
+        call()
+    print(json.dumps({"peak_rss_mb": peak_rss_mb(), "rss_growth_mb": peak_rss_mb() - base}))
+
+
+def measure_memory(name: str, path: str, batch: int, img_size: int, overrides: dict[str, Any],
+                   threads: int, model_prefix: str | None) -> dict[str, float]:
+    cmd = [sys.executable, "-m", "paddle_vit.bench", "--child", name, path, str(batch), str(img_size),
+           "--threads", str(threads), "--overrides", json.dumps(overrides)]
+    if model_prefix:
+        cmd += ["--model-prefix", model_prefix]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode or not lines:
+        raise RuntimeError(f"memory child failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
+    return json.loads(lines[-1])
+
+
+# --- one (model, batch) cell -------------------------------------------------------------
+def bench_one(name: str, img_size: int, batch: int, args: argparse.Namespace, overrides: dict[str, Any],
+              device: str, precision: str) -> list[Result]:
+    results = {p: Result(name, device, precision, batch, img_size, p) for p in args.paths}
+    with tempfile.TemporaryDirectory(prefix="paddle_vit_bench_") as workdir:
+        try:
+            calls, problems = build_paths(name, img_size, batch, args.paths, overrides, device, precision,
+                                          args.threads, workdir)
+        except Exception as e:  # a model that fails to build must not stop the whole table
+            for r in results.values():
+                r.status, r.reason = "error", f"build failed: {type(e).__name__}: {e}"
+            return list(results.values())
+        for p, why in problems.items():
+            if p in results:
+                results[p].reason = why
+                if p not in calls:
+                    results[p].status = "not available"
+        calls = {p: c for p, c in calls.items() if p in results}
+        if calls:
+            outputs = {p: c() for p, c in calls.items()}
+            if "torch_ref" in outputs:
+                for p, out in outputs.items():
+                    results[p].err_vs_torch_ref = output_error(outputs["torch_ref"], out)
+            samples = time_round_robin(calls, args.repeats, args.warmup, args.gap, synchronizer(device))
+            for p, pairs in samples.items():
+                r, wall = results[p], [w for w, _ in pairs]
+                q = statistics.quantiles(wall, n=4) if len(wall) > 1 else [wall[0]] * 3
+                r.median_ms, r.p25_ms, r.p75_ms = 1e3 * statistics.median(wall), 1e3 * q[0], 1e3 * q[2]
+                r.min_ms = 1e3 * min(wall)
+                r.cpu_ms = 1e3 * statistics.median(c for _, c in pairs)
+                r.images_per_s = batch / statistics.median(wall)
+                r.samples_ms = [round(1e3 * t, 3) for t in wall]
+            best_torch = max((results[p].images_per_s for p in TORCH_PATHS
+                              if p in calls and results[p].images_per_s), default=None)
+            for p in calls:
+                if best_torch:
+                    results[p].x_best_torch = results[p].images_per_s / best_torch
+            if device == "gpu":
+                record_device_memory(results, calls)
+        if args.memory and device == "cpu":
+            prefix = os.path.join(workdir, "model") if os.path.exists(os.path.join(workdir, "model.pdiparams")) else None
+            for p in calls:
+                try:
+                    results[p].__dict__.update(measure_memory(name, p, batch, img_size, overrides, args.threads,
+                                                              prefix if p == "paddle_infer" else None))
+                except Exception as e:  # memory is secondary: note it, keep the timings
+                    results[p].reason = (results[p].reason + "; " if results[p].reason else "") + str(e)
+    return list(results.values())
+
+
+def record_device_memory(results: dict[str, Result], calls: dict[str, Callable[[], Any]]) -> None:
+    """GPU: peak allocated device memory of one call of each path (the allocators' own counters)."""
+    import paddle
+    import torch
+    for p, call in calls.items():
+        if p in PADDLE_PATHS and p != "paddle_infer":
+            paddle.device.cuda.reset_max_memory_allocated()
+            call()
+            results[p].peak_device_mb = paddle.device.cuda.max_memory_allocated() / 2**20
+        elif p in TORCH_PATHS:
+            torch.cuda.reset_peak_memory_stats()
+            call()
+            results[p].peak_device_mb = torch.cuda.max_memory_allocated() / 2**20
+
+
+# --- op-level profile --------------------------------------------------------------------
+def profile_ops(name: str, img_size: int, batch: int, overrides: dict[str, Any], steps: int = 3) -> None:
+    """Print where eager Paddle and eager torch_ref spend their time, operator by operator."""
+    import numpy as np
+    import paddle
+    import paddle.profiler as profiler
+    import torch
+    x = np.random.default_rng(0).standard_normal((batch, 3, img_size, img_size)).astype(np.float32)
+    tm = build_torch_ref(name, overrides)
+    pm = build_paddle(name, overrides, tm.state_dict())
+    p_call, t_call = paddle_call(pm, x, "cpu", "fp32"), torch_call(tm, x, "cpu", "fp32")
+    for _ in range(2):  # warm-up (oneDNN primitive creation, allocator)
+        p_call(), t_call()
+    prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU], on_trace_ready=lambda _: None)  # no trace files
+    prof.start()
+    for _ in range(steps):
+        p_call()
+        prof.step()
+    prof.stop()
+    print(f"\n== Paddle eager, {name}, batch {batch}, {steps} forward passes")
+    prof.summary(sorted_by=profiler.SortedKeys.CPUTotal, op_detail=False, thread_sep=False, time_unit="ms",
+                 views=[profiler.SummaryView.OperatorView])
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as tprof:
+        for _ in range(steps):
+            t_call()
+    print(f"\n== torch_ref eager, {name}, batch {batch}, {steps} forward passes")
+    print(tprof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+
+
+# --- report ------------------------------------------------------------------------------
+def _fmt(v: float | None, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def table(results: list[Result]) -> str:
+    head = (f"{'model':30s} {'dev/prec':12s} {'B':>2s} {'path':14s} {'ms/batch':>9s} {'min ms':>8s} {'cpu ms':>8s} {'img/s':>8s} "
+            f"{'x best torch':>12s} {'peak RSS MB':>11s} {'+RSS MB':>8s} {'err vs ref':>10s}  note")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        mem = _fmt(r.peak_device_mb, ".0f") if r.device == "gpu" else _fmt(r.peak_rss_mb, ".0f")
+        note = r.reason if r.status == "ok" else f"{r.status}: {r.reason}"
+        lines.append(f"{r.model:30s} {r.device + '/' + r.precision:12s} {r.batch:>2d} {r.path:14s} "
+                     f"{_fmt(r.median_ms, '9.1f')} {_fmt(r.min_ms, '8.1f')} {_fmt(r.cpu_ms, '8.1f')} "
+                     f"{_fmt(r.images_per_s, '8.1f')} {_fmt(r.x_best_torch, '12.2f')} "
+                     f"{mem:>11s} {_fmt(r.rss_growth_mb, '8.0f')} {_fmt(r.err_vs_torch_ref, '10.1e')}  {note}")
+    return "\n".join(lines)
+
+
+def markdown_table(results: list[dict[str, Any]]) -> str:
+    """The results of a JSON file as a markdown table (for BENCHMARKS.md)."""
+    lines = ["| model | device | B | path | median ms | min ms | CPU ms | img/s | x best torch | peak RSS MB | +RSS MB |",
+             "|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|"]
+    for r in results:
+        if r["status"] != "ok":
+            lines.append(f"| {r['model']} | {r['device']}/{r['precision']} | {r['batch']} | {r['path']} "
+                         f"| {r['status']}: {r['reason']} |||||||")
+            continue
+        lines.append(f"| {r['model']} | {r['device']}/{r['precision']} | {r['batch']} | {r['path']} "
+                     f"| {_fmt(r['median_ms'], '.1f')} | {_fmt(r['min_ms'], '.1f')} | {_fmt(r['cpu_ms'], '.1f')} "
+                     f"| {_fmt(r['images_per_s'], '.1f')} | {_fmt(r['x_best_torch'], '.2f')} "
+                     f"| {_fmt(r['peak_rss_mb'], '.0f')} | {_fmt(r['rss_growth_mb'], '.0f')} |")
+    return "\n".join(lines)
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The bench's options, on ``ap`` (also ``paddle-vit bench``'s)."""
+    ap.formatter_class = argparse.RawDescriptionHelpFormatter
+    ap.epilog = __doc__.split("\n\n", 1)[1]
+    ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
+                    help="variant names (default: the four of the issue); size from the table or the variant")
+    ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
+    ap.add_argument("--paths", nargs="+", choices=ALL_PATHS, default=list(ALL_PATHS))
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="for both frameworks")
+    ap.add_argument("--repeats", type=int, default=15, help="timed rounds (median over them)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
+    ap.add_argument("--gap", type=float, default=0.25, help="seconds of sleep before each timed call")
+    ap.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
+                    help="peak RSS per path, one subprocess each (CPU; default: on, off for --quick/--dry-run)")
+    ap.add_argument("--device", choices=["cpu", "gpu", "all"], default="all",
+                    help="'all': CPU, plus GPU (fp32 and --gpu-precision autocast) when both frameworks see one")
+    ap.add_argument("--gpu-precision", choices=["bfloat16", "float16"], default="bfloat16")
+    ap.add_argument("--quick", action="store_true", help="ViT-S/16, batch 1, 5 repeats, no memory")
+    ap.add_argument("--dry-run", action="store_true", help="a tiny one-block ViT, one repeat: checks the machinery")
+    ap.add_argument("--out", default="bench_results.json", help="JSON results file")
+    ap.add_argument("--markdown", metavar="JSON", help="print the results of a JSON file as a markdown table, then exit")
+    ap.add_argument("--profile", action="store_true",
+                    help="instead of timing: Paddle's and torch's op-level profiles of the eager paths")
+    # internal: one memory measurement (see measure_memory)
+    ap.add_argument("--child", nargs=4, metavar=("MODEL", "PATH", "BATCH", "IMG"), help=argparse.SUPPRESS)
+    ap.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
+    ap.add_argument("--model-prefix", default=None, help=argparse.SUPPRESS)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="paddle-vit bench", description=__doc__.split("\n\n")[0])
+    add_arguments(ap)
+    args = ap.parse_args(argv)
+    try:
+        return finish_args(args)
+    except ValueError as exc:
+        ap.error(str(exc))
+
+
+def finish_args(args: argparse.Namespace) -> argparse.Namespace:
+    """Check the options and apply ``--quick`` / ``--dry-run`` (once); ``ValueError`` on a bad value."""
+    if getattr(args, "_finished", False):
+        return args
+    if args.threads < 1 or args.repeats < 1 or args.warmup < 0 or args.gap < 0:
+        raise ValueError("need --threads >= 1, --repeats >= 1, --warmup >= 0, --gap >= 0")
+    if args.quick:
+        args.models, args.batch_sizes, args.repeats, args.warmup = ["vit_small_patch16_224"], [1], 5, 1
+    if args.dry_run:
+        args.batch_sizes, args.repeats, args.warmup, args.gap = [2], 1, 0, 0.0
+    if args.memory is None:
+        args.memory = not (args.quick or args.dry_run)
+    args._finished = True
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the bench as ``args`` says (``paddle-vit bench``); 0 on success."""
+    args = finish_args(args)
+    if args.markdown:
+        print(markdown_table(json.loads(Path(args.markdown).read_text())["results"]))
+        return 0
+    set_threads(args.threads)
+    if args.child:
+        measure_memory_child(args)
+        return 0
+    import torch
+    torch.set_num_threads(args.threads)
+    gpu_ok, gpu_why = gpu_status()
+    if args.dry_run:
+        name, size, overrides = DRY_RUN_MODEL
+        models = {name: (size, overrides)}
+        print(f"dry run: {name} shrunk to {overrides}")
+    else:
+        from paddle_vit.variants import VARIANTS
+        models = {m: (DEFAULT_MODELS.get(m) or VARIANTS.get(m, ("", {}))[1].get("img_size", 224), {})
+                  for m in args.models}
+    targets = [("cpu", "fp32")] if args.device in ("cpu", "all") else []
+    if args.device in ("gpu", "all"):
+        if gpu_ok:
+            targets += [("gpu", "fp32"), ("gpu", args.gpu_precision)]
+        elif args.device == "gpu":
+            print(f"GPU requested but {gpu_why}", file=sys.stderr)
+            return 2
+    if args.profile:
+        for name, (size, overrides) in models.items():
+            for batch in args.batch_sizes:
+                try:
+                    profile_ops(name, size, batch, overrides)
+                except Unavailable as e:
+                    print(f"{name}: not available: {e}")
+        return 0
+    meta = {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "cpu": cpu_name(), "cores": os.cpu_count(),
+            "threads": args.threads, "versions": versions(),
+            "env": {k: os.environ.get(k, "") for k in ("OMP_NUM_THREADS", "MKL_DEBUG_CPU_TYPE", "KMP_BLOCKTIME")},
+            "repeats": args.repeats, "warmup": args.warmup, "gap_s": args.gap,
+            "gpu": gpu_why if gpu_ok else f"skipped: {gpu_why}",
+            "loadavg_before": os.getloadavg()}
+    print(f"threads: {args.threads} for paddle and torch (OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, "
+          f"MKL_DEBUG_CPU_TYPE={os.environ.get('MKL_DEBUG_CPU_TYPE', 'unset')}); cpu: {meta['cpu']}")
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
+    print(f"GPU: {meta['gpu']}")
+    print("load average before: %.2f %.2f %.2f (other processes on these cores make timings noisy)"
+          % meta["loadavg_before"], flush=True)
+    results: list[Result] = []
+    for device, precision in targets:
+        for name, (size, overrides) in models.items():
+            for batch in args.batch_sizes:
+                rows = bench_one(name, size, batch, args, overrides, device, precision)
+                results += rows
+                print(table(rows).split("\n", 2)[2], flush=True)
+    meta["loadavg_after"] = os.getloadavg()
+    print("\n" + table(results))
+    print("load average after: %.2f %.2f %.2f" % meta["loadavg_after"])
+    Path(args.out).write_text(json.dumps({"meta": meta, "results": [asdict(r) for r in results]}, indent=1))
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
