@@ -58,6 +58,18 @@ def test_patch_embedding(device, img):
     check_parity(tm, pm, routes, [random_input([2, 3, h, w])], device=device)
 
 
+@pytest.mark.parametrize("shape", [[5], [7, 12], [2, 3, 12], [2, 2, 3, 12]])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear(device, shape, bias):
+    """The eager-CPU bias-in-GEMM path (``addmm``, inputs >= 2-D) and the plain path (1-D input,
+    no bias, GPU) against torch's ``nn.Linear``, forward and backward."""
+    in_features = shape[-1] if len(shape) > 1 else 5
+    tm, pm, routes = pair(lambda: T.Linear(in_features, 9, bias=bias),
+                          lambda: P.Linear(in_features, 9, bias_attr=None if bias else False), device=device)
+    assert ("bias" in dict(pm.named_parameters())) == bias
+    check_parity(tm, pm, routes, [random_input(shape)], device=device)
+
+
 @pytest.mark.parametrize("hidden,out", [(None, None), (40, 12)])
 def test_mlp(device, hidden, out):
     tm, pm, routes = pair(T.Mlp, P.Mlp, 16, hidden, out, device=device)

@@ -8,6 +8,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from paddle_vit.checks import check_tokens
+from paddle_vit.layers.linear import Linear
 
 
 class Attention(nn.Layer):
@@ -31,10 +32,10 @@ class Attention(nn.Layer):
         self.head_dim = int(embed_dim / num_heads)
         self.all_head_dim = self.head_dim * num_heads
         self.scale = self.head_dim ** -0.5 if qk_scale is None else qk_scale
-        self.qkv = nn.Linear(embed_dim, self.all_head_dim * 3,
+        self.qkv = Linear(embed_dim, self.all_head_dim * 3,
                              bias_attr=None if qkv_bias else False)
         self.attn_drop = nn.Dropout(attention_dropout)
-        self.proj = nn.Linear(self.all_head_dim, embed_dim)
+        self.proj = Linear(self.all_head_dim, embed_dim)
         self.proj_drop = nn.Dropout(dropout)
 
     def forward(self, x: paddle.Tensor, return_attn: bool = True

@@ -23,6 +23,7 @@ from paddle_vit.layers.activations import SiLU
 from paddle_vit.layers.channel_attention import SqueezeExcitation, global_avg_pool
 from paddle_vit.layers.conv2d_same import create_conv2d
 from paddle_vit.layers.drop_path import DropPath
+from paddle_vit.layers.linear import Linear
 from paddle_vit.layers.norm import BatchNorm2d
 from paddle_vit.registry import register_family
 
@@ -150,7 +151,7 @@ class EfficientNetV2(nn.Layer):
         self.conv_head = create_conv2d(specs[-1].out_chs, self.num_features, 1)
         self.bn2 = BatchNorm2d(self.num_features, bn_eps, bn_momentum)
         self.head_drop = nn.Dropout(drop_rate)
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.classifier = Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self._init_weights()
 
     def _init_weights(self) -> None:

@@ -16,7 +16,7 @@ import paddle.nn.functional as F
 
 from paddle_vit import swin_tables
 from paddle_vit.checks import check_map, check_tokens, to_2tuple
-from paddle_vit.layers import DropPath, Mlp, PatchEmbed
+from paddle_vit.layers import DropPath, Linear, Mlp, PatchEmbed
 from paddle_vit.layers.attention import feature_major_attention, sublayers_hooked
 from paddle_vit.layers.weight_init import init_linear_and_norm
 from paddle_vit.registry import register_family
@@ -78,9 +78,9 @@ class WindowAttention(nn.Layer):
             [table_rows, num_heads], default_initializer=nn.initializer.TruncatedNormal(std=0.02))
         index = swin_tables.relative_position_index(self.window_size)
         self.register_buffer("relative_position_index", paddle.to_tensor(index.reshape(-1)), persistable=False)
-        self.qkv = nn.Linear(dim, attn_dim * 3, bias_attr=None if qkv_bias else False)
+        self.qkv = Linear(dim, attn_dim * 3, bias_attr=None if qkv_bias else False)
         self.attn_drop = nn.Dropout(attn_drop)
-        self.proj = nn.Linear(attn_dim, dim)
+        self.proj = Linear(attn_dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
     def relative_position_bias(self) -> paddle.Tensor:
@@ -200,7 +200,7 @@ class PatchMerging(nn.Layer):
         self.out_dim = out_dim or 2 * dim
         self.input_resolution = None if input_resolution is None else to_2tuple(input_resolution, "input_resolution")
         self.norm = nn.LayerNorm(4 * dim, epsilon=1e-5)
-        self.reduction = nn.Linear(4 * dim, self.out_dim, bias_attr=False)
+        self.reduction = Linear(4 * dim, self.out_dim, bias_attr=False)
         # With a known, even resolution the 2x2 concatenation is one gather of whole tokens.
         order = None if self.input_resolution is None else swin_tables.merge_order(self.input_resolution)
         self.register_buffer("merge_order", None if order is None else paddle.to_tensor(order), persistable=False)
@@ -269,7 +269,7 @@ class ClassifierHead(nn.Layer):
     def __init__(self, in_features: int, num_classes: int, drop_rate: float = 0.0) -> None:
         super().__init__()
         self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
         x = self.drop(x.mean(axis=[1, 2]))

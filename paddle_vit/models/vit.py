@@ -6,7 +6,7 @@ from typing import Sequence
 import paddle
 import paddle.nn as nn
 
-from paddle_vit.layers import Attention, DropPath, Mlp, PatchEmbed, prepend_cls_token
+from paddle_vit.layers import Attention, DropPath, Linear, Mlp, PatchEmbed, prepend_cls_token
 from paddle_vit.layers.weight_init import init_linear_and_norm
 from paddle_vit.registry import register_family
 
@@ -65,7 +65,7 @@ class VisionTransformer(nn.Layer):
         self.norm = nn.Identity() if use_fc_norm else nn.LayerNorm(embed_dim, epsilon=1e-6)
         self.fc_norm = nn.LayerNorm(embed_dim, epsilon=1e-6) if use_fc_norm else nn.Identity()
         self.head_drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         init_linear_and_norm(self)
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:

@@ -6,6 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from paddle_vit.checks import check_tokens
+from torch_ref.layers.linear import Linear
 
 
 class Attention(nn.Module):
@@ -24,9 +25,9 @@ class Attention(nn.Module):
         self.head_dim = int(embed_dim / num_heads)
         self.all_head_dim = self.head_dim * num_heads
         self.scale = self.head_dim ** -0.5 if qk_scale is None else qk_scale
-        self.qkv = nn.Linear(embed_dim, self.all_head_dim * 3, bias=qkv_bias)
+        self.qkv = Linear(embed_dim, self.all_head_dim * 3, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attention_dropout)
-        self.proj = nn.Linear(self.all_head_dim, embed_dim)
+        self.proj = Linear(self.all_head_dim, embed_dim)
         self.proj_drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, return_attn: bool = True

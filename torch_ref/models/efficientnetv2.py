@@ -21,6 +21,7 @@ from torch_ref.layers.activations import SiLU
 from torch_ref.layers.channel_attention import SqueezeExcitation
 from torch_ref.layers.conv2d_same import create_conv2d
 from torch_ref.layers.drop_path import DropPath
+from torch_ref.layers.linear import Linear
 from torch_ref.layers.norm import BatchNorm2d
 from torch_ref.registry import register_family
 
@@ -148,7 +149,7 @@ class EfficientNetV2(nn.Module):
         self.conv_head = create_conv2d(specs[-1].out_chs, self.num_features, 1)
         self.bn2 = BatchNorm2d(self.num_features, bn_eps, bn_momentum)
         self.head_drop = nn.Dropout(drop_rate)
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.classifier = Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self._init_weights()
 
     def _init_weights(self) -> None:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from paddle_vit import swin_tables
 from paddle_vit.checks import check_map, check_tokens, to_2tuple
-from torch_ref.layers import DropPath, Mlp, PatchEmbed
+from torch_ref.layers import DropPath, Linear, Mlp, PatchEmbed
 from torch_ref.layers.weight_init import init_linear_and_norm
 from torch_ref.registry import register_family
 
@@ -53,9 +53,9 @@ class WindowAttention(nn.Module):
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         index = swin_tables.relative_position_index(self.window_size)
         self.register_buffer("relative_position_index", torch.from_numpy(index.reshape(-1)), persistent=False)
-        self.qkv = nn.Linear(dim, attn_dim * 3, bias=qkv_bias)
+        self.qkv = Linear(dim, attn_dim * 3, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attn_drop)
-        self.proj = nn.Linear(attn_dim, dim)
+        self.proj = Linear(attn_dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
     def relative_position_bias(self) -> torch.Tensor:
@@ -146,7 +146,7 @@ class PatchMerging(nn.Module):
         self.out_dim = out_dim or 2 * dim
         self.input_resolution = None if input_resolution is None else to_2tuple(input_resolution, "input_resolution")
         self.norm = nn.LayerNorm(4 * dim, eps=1e-5)
-        self.reduction = nn.Linear(4 * dim, self.out_dim, bias=False)
+        self.reduction = Linear(4 * dim, self.out_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_map(x, self.input_resolution, self.dim, "PatchMerging")
@@ -208,7 +208,7 @@ class ClassifierHead(nn.Module):
     def __init__(self, in_features: int, num_classes: int, drop_rate: float = 0.0) -> None:
         super().__init__()
         self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.drop(x.mean(dim=(1, 2)))

@@ -6,7 +6,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from torch_ref.layers import Attention, DropPath, Mlp, PatchEmbed, prepend_cls_token
+from torch_ref.layers import Attention, DropPath, Linear, Mlp, PatchEmbed, prepend_cls_token
 from torch_ref.layers.weight_init import init_linear_and_norm
 from torch_ref.registry import register_family
 
@@ -60,7 +60,7 @@ class VisionTransformer(nn.Module):
         self.norm = nn.Identity() if use_fc_norm else nn.LayerNorm(embed_dim, eps=1e-6)
         self.fc_norm = nn.LayerNorm(embed_dim, eps=1e-6) if use_fc_norm else nn.Identity()
         self.head_drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         nn.init.normal_(self.cls_token, std=1e-6)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         init_linear_and_norm(self)
