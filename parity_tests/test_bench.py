@@ -1,4 +1,5 @@
-"""tools/bench.py runs end to end (a tiny model, one repeat) and writes valid JSON.
+"""tools/bench.py runs end to end (a tiny model, one repeat) and writes valid JSON; the oneDNN
+breakdown tool reads oneDNN's verbose log right.
 No timing is asserted: speed lives in the benchmark, not in the tests."""
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "tools" / "bench.py"
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "tools" / "bench.py"
 
 
 def test_bench_dry_run_writes_json(tmp_path):
@@ -52,3 +54,19 @@ def test_paddle_vit_bench_subcommand(tmp_path, capsys):
     assert "| m | cpu/fp32 | 8 | paddle_infer | 10.0 |" in capsys.readouterr().out
     assert main(["bench", "--threads", "0"]) == 2
     assert "--threads >= 1" in capsys.readouterr().err
+
+
+def test_onednn_breakdown_sums_the_second_run_per_primitive():
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        from onednn_breakdown import MARK, summarize
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    line = "onednn_verbose,v1,primitive,exec,cpu,{},{},forward_inference,src:f32,,,8x384,{}"
+    log = "\n".join([line.format("inner_product", "brgemm:avx2", 100.0),   # first run: not counted
+                     MARK,
+                     line.format("inner_product", "brgemm:avx2", 2.5),
+                     "onednn_verbose,v1,info,cpu,isa:Intel AVX2",
+                     line.format("matmul", "gemm:jit:f32", 1.0),
+                     line.format("inner_product", "brgemm:avx2", 1.5)])
+    assert summarize(log) == [(4.0, 2, "inner_product brgemm:avx2"), (1.0, 1, "matmul gemm:jit:f32")]

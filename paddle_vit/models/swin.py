@@ -17,7 +17,7 @@ import paddle.nn.functional as F
 from paddle_vit import swin_tables
 from paddle_vit.checks import check_map, check_tokens, to_2tuple
 from paddle_vit.layers import DropPath, Linear, Mlp, PatchEmbed
-from paddle_vit.layers.attention import feature_major_attention, sublayers_hooked
+from paddle_vit.layers.attention import feature_major_attention, token_major
 from paddle_vit.layers.weight_init import init_linear_and_norm
 from paddle_vit.registry import register_family
 
@@ -112,7 +112,7 @@ class WindowAttention(nn.Layer):
             logits = logits.reshape([-1, mask.shape[0], self.num_heads, N, N]) + (bias + mask.unsqueeze(1))
             return logits.reshape([-1, self.num_heads, N, N])
 
-        if sublayers_hooked(self.qkv, self.proj):  # paddle_vit.parity.layerwise: call the sublayers it hooks
+        if token_major(self.qkv, self.proj):  # hooked sublayers, or a static graph (see token_major)
             qkv = self.qkv(x).reshape([B_, N, 3, self.num_heads, self.head_dim]).transpose([2, 0, 3, 1, 4])
             q, k, v = qkv.unbind(axis=0)  # each [B_, heads, N, D]
             attn = F.softmax(add_bias_and_mask(paddle.matmul(q * self.scale, k, transpose_y=True)), axis=-1)
