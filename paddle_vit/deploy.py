@@ -19,8 +19,6 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from paddle_vit.runtime import cpu_has_avx512
-
 
 def to_static(model: nn.Layer, input_shape: Sequence[int | None]) -> nn.Layer:
     """``paddle.jit.to_static`` for a float32 input ``[B, C, H, W]``; ``B`` may be ``None``
@@ -48,8 +46,7 @@ def export(model: nn.Layer, prefix: str | Path, input_shape: Sequence[int | None
 class InferencePredictor:
     """A Paddle Inference predictor for an ``export``-ed model: numpy in, numpy out.
 
-    CPU: oneDNN on (except for fully connected layers on CPUs without AVX-512, where Paddle's own
-    kernel is faster), ``threads`` math-library threads (default ``OMP_NUM_THREADS`` or all cores).
+    CPU: oneDNN on, ``threads`` math-library threads (default ``OMP_NUM_THREADS`` or all cores).
     GPU (``device='gpu'``): Paddle's GPU executor, no TensorRT.
     """
 
@@ -69,13 +66,6 @@ class InferencePredictor:
             config.disable_gpu()
             if onednn:
                 config.enable_mkldnn()
-                if not cpu_has_avx512():
-                    # Without AVX-512, oneDNN's fully connected kernel (brgemm:avx2) is slower than
-                    # Paddle's own fc kernel on MKL's AVX2 GEMM (batch 8, 2 threads, Zen 3:
-                    # ViT-S/16 746 -> 689 ms, ViT-B/16 3026 -> 2590 ms). With AVX-512 it stays: there
-                    # oneDNN's fc made Inference the fastest path (ViT-B/16: 1.95x torch, 1.25x
-                    # Paddle eager on MKL's AVX-512 GEMM); the other choice was not measured there.
-                    config.delete_pass("fc_onednn_enable_pass")
             config.set_cpu_math_library_num_threads(threads or int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
         config.disable_glog_info()
         self.predictor = inference.create_predictor(config)

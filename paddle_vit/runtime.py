@@ -46,11 +46,6 @@ def _cpu_flags() -> tuple[str, set[str]]:
     return vendor, flags
 
 
-def cpu_has_avx512() -> bool:
-    """Whether the CPU has the AVX-512 set that MKL's and oneDNN's AVX-512 kernels use."""
-    return AVX512_SKX <= _cpu_flags()[1]
-
-
 def cpu_defaults() -> dict[str, str]:
     """The variables ``configure_cpu`` would set on this machine (before user choices)."""
     defaults = {"OMP_NUM_THREADS": str(os.cpu_count() or 1)}

@@ -27,14 +27,6 @@ def test_cpu_defaults(monkeypatch, vendor, flags, expect_mkl):
     assert defaults.get("MKL_DEBUG_CPU_TYPE") == expect_mkl
 
 
-@pytest.mark.parametrize("flags,expect", [(SKX | {"avx2"}, True), ({"avx2", "avx512f", "avx512cd"}, False),
-                                          ({"avx2"}, False), (set(), False)])
-def test_cpu_has_avx512(monkeypatch, flags, expect):
-    """Decides whether Paddle Inference keeps oneDNN's fc kernel (``deploy.InferencePredictor``)."""
-    monkeypatch.setattr(runtime, "_cpu_flags", lambda: ("AuthenticAMD", flags))
-    assert runtime.cpu_has_avx512() is expect
-
-
 def test_configure_cpu_keeps_user_choice(monkeypatch):
     monkeypatch.setattr(runtime, "_cpu_flags", lambda: ("AuthenticAMD", {"avx2"}))
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
