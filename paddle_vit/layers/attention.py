@@ -32,8 +32,7 @@ class Attention(nn.Layer):
         self.head_dim = int(embed_dim / num_heads)
         self.all_head_dim = self.head_dim * num_heads
         self.scale = self.head_dim ** -0.5 if qk_scale is None else qk_scale
-        self.qkv = Linear(embed_dim, self.all_head_dim * 3,
-                             bias_attr=None if qkv_bias else False)
+        self.qkv = Linear(embed_dim, self.all_head_dim * 3, bias_attr=None if qkv_bias else False)
         self.attn_drop = nn.Dropout(attention_dropout)
         self.proj = Linear(self.all_head_dim, embed_dim)
         self.proj_drop = nn.Dropout(dropout)
@@ -48,8 +47,8 @@ class Attention(nn.Layer):
         check_tokens(x, self.embed_dim, "Attention")
         if not return_attn and _fused_attention_available(x):
             return self._fused(x), None
-        # The feature-major path uses qkv's and proj's weights without calling them; when someone
-        # hooks those layers (paddle_vit.parity.layerwise does), call them so the hooks see them.
+        # Eager: the feature-major path (qkv's and proj's weights used, the layers not called);
+        # static graphs and hooked sublayers: the source's order (see token_major).
         out, attn = self._layer_by_layer(x) if token_major(self.qkv, self.proj) else self._explicit(x)
         return out, attn if return_attn else None
 
@@ -86,30 +85,27 @@ def feature_major_attention(x: paddle.Tensor, qkv: nn.Linear, proj: nn.Linear, n
     Tokens are the LAST axis of q, k, v ("feature-major"): every head split is then a free reshape
     and every transpose a flag of a GEMM, instead of a strided copy (Paddle's CPU copies of
     transposed views are ~30x slower than torch's). ``qkv`` and ``proj`` are used through their
-    weights, not called (see ``token_major`` for when it is not used).
+    weights, not called. Eager mode only: static graphs take the token-major order
+    (``token_major``), so the in-place ops below never reach a to_static program.
     """
     B, N, _ = x.shape
     H, D = num_heads, head_dim
     # qkv^T = W^T x^T: [B, 3*H*D, N] = [B, 3, H, D, N]; split copies each chunk contiguous.
-    # In eager mode the bias adds and the scaling write in place, into tensors made just here that
-    # no backward needs (matmul saves its inputs, not its output): Paddle's CPU elementwise ops
-    # are much slower writing a fresh large tensor, whose pages they touch first, than in place
-    # (the qkv bias of Swin-T's first stage, [512, 288, 49]: 30 -> 8 ms). to_static programs
-    # keep the out-of-place ops (in-place ones on views do not convert; Inference fuses them).
-    eager = paddle.in_dynamic_mode()
+    # The bias adds and the scaling write in place, into tensors made just here that no backward
+    # needs (matmul saves its inputs, not its output): Paddle's CPU elementwise ops are much
+    # slower writing a fresh large tensor, whose pages they touch first, than in place (the qkv
+    # bias of Swin-T's first stage, [512, 288, 49]: 30 -> 8 ms).
     qkv_t = paddle.matmul(qkv.weight, x, transpose_x=True, transpose_y=True)
     if qkv.bias is not None:
-        bias = qkv.bias.unsqueeze(-1)
-        qkv_t = qkv_t.add_(bias) if eager else qkv_t + bias
+        qkv_t.add_(qkv.bias.unsqueeze(-1))
     q_t, k_t, v_t = (t.reshape([B, H, D, N]) for t in paddle.split(qkv_t.reshape([B, 3, H, D, N]), 3, axis=1))
-    q_t = q_t.scale_(scale) if eager else q_t * scale
-    logits = paddle.matmul(q_t, k_t, transpose_x=True)  # [B, H, N, N]
+    logits = paddle.matmul(q_t.scale_(scale), k_t, transpose_x=True)  # [B, H, N, N]
     if add_to_logits is not None:
         logits = add_to_logits(logits)
     attn = F.softmax(logits, axis=-1)
     out_t = paddle.matmul(v_t, attn_drop(attn), transpose_y=True)                   # [B, H, D, N]
     out = paddle.matmul(out_t.reshape([B, H * D, N]), proj.weight, transpose_x=True)  # [B, N, C]
-    return proj_drop(out.add_(proj.bias) if eager else out + proj.bias), attn
+    return proj_drop(out.add_(proj.bias)), attn
 
 
 def sublayers_hooked(*layers: nn.Layer) -> bool:
