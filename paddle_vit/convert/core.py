@@ -15,7 +15,7 @@ import paddle.nn as nn
 
 from paddle_vit.convert.layouts import LAYOUTS, NONE, POS_EMBED, Layout, get_layout
 
-LINEAR = "linear"  # derived from the target layer's type, see layouts.py
+LINEAR = "linear"  # derived from the target layer's type, see layouts/base.py
 
 
 class ConversionError(ValueError):
