@@ -14,8 +14,8 @@ from paddle_vit.variants import list_models
 
 __version__ = "0.1.0"
 
-# Before Paddle loads: all cores instead of Paddle's OMP_NUM_THREADS=1, and MKL's AVX2 kernels
-# on AMD CPUs; each only where the user has not chosen (see paddle_vit.runtime, README "Threads").
+# All cores instead of Paddle's OMP_NUM_THREADS=1, and MKL's AVX2/AVX-512 kernels on AMD CPUs, each
+# only where the user has not chosen; also when Paddle was imported first (see paddle_vit.runtime).
 configure_cpu()
 
 _LAZY = {"create_model": "paddle_vit.registry", "layers": None, "models": None,

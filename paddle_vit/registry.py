@@ -26,6 +26,8 @@ def create_model(name: str, pretrained: str | Path | None = None, num_classes: i
     model or a torch checkpoint (timm, torchvision or torch_ref layout), converted on the fly.
     The weights are checked completely before any is loaded."""
     import paddle_vit.models  # noqa: F401  (registers the families)
+    from paddle_vit.runtime import configure_cpu
+    configure_cpu()  # the CPU defaults, in case Paddle was imported before paddle_vit
 
     family, kwargs = model_kwargs(name, num_classes, img_size, **overrides)
     model = FAMILIES[family](**kwargs)
