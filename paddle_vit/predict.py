@@ -159,7 +159,8 @@ def model_kwargs_of(model: Any, overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _print_table(path: str, ours: TopK, i: int, num_classes: int, theirs: TopK | None, ref_name: str) -> None:
+def print_top_k(path: str, ours: TopK, i: int, num_classes: int, theirs: TopK | None, ref_name: str) -> None:
+    """Image ``i``'s top-k, Paddle's beside the reference's (``theirs``) when given."""
     print(f"\n{path}")
     width = 34
     head = f"  {'rank':>4}  {'paddle_vit':<{width}} {'prob':>7}"
@@ -208,7 +209,7 @@ def _run(args: argparse.Namespace) -> int:
     ours = top_k(logits, k)
     if not args.compare_torch:
         for i, path in enumerate(args.images):
-            _print_table(path, ours, i, num_classes, None, "")
+            print_top_k(path, ours, i, num_classes, None, "")
         return 0
     import torch
     from paddle_vit.parity import error_stats, tolerance
@@ -218,7 +219,7 @@ def _run(args: argparse.Namespace) -> int:
     theirs = top_k(ref_logits, k)
     tol = tolerance("model")
     for i, path in enumerate(args.images):
-        _print_table(path, ours, i, num_classes, theirs, ref_name)
+        print_top_k(path, ours, i, num_classes, theirs, ref_name)
         stats = error_stats(ref_logits[i], logits[i], "logits")
         same = np.array_equal(ours.indices[i], theirs.indices[i])
         print(f"  logits: max abs diff {stats.max_abs:.2e}, scaled {stats.scaled:.2e} (bound {tol.bound:.0e}, "
