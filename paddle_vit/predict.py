@@ -146,7 +146,7 @@ def reference_model(model: Any, path: str, source: str, overrides: dict[str, Any
             # timm's own loader (its checkpoint filter included), from the same file
             ref = timm.create_model(row.name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **overrides)
             return ref.eval(), "timm"
-    kwargs = {k: v for k, v in model_kwargs_of(model, overrides).items()}
+    kwargs = model_kwargs_of(model, overrides)
     ref = load_without_copy(lambda: build_source_model(arch, family, source, kwargs), state, source)
     return ref, source
 

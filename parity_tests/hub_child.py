@@ -58,7 +58,7 @@ def reference(case: dict, overrides: dict):
     return model.eval()
 
 
-def run_case(case: dict, arrays: dict) -> dict:
+def run_case(case: dict, arrays: dict, out_dir: Path) -> dict:
     from paddle_vit.data import resolve_data_config
     tag, overrides, key = case["tag"], case["overrides"], case["key"]
     size = case["input_hw"]
@@ -87,6 +87,20 @@ def run_case(case: dict, arrays: dict) -> dict:
     if case.get("source") == "timm":
         import timm.data
         out["data_config"] = [resolve_data_config(model), timm.data.resolve_model_data_config(ref)]
+    if case.get("predict"):  # paddle-vit predict on a photo, through the same cache, against the reference
+        import contextlib
+        import io
+        from PIL import Image
+        from skimage.data import chelsea
+        from paddle_vit.cli import main as cli
+        image = out_dir / "chelsea.png"
+        Image.fromarray(chelsea()).save(image)
+        args = ["predict", str(image), "--model", tag, "--compare-torch"]
+        args += [f"--override={k}={tuple(v) if isinstance(v, list) else v!r}" for k, v in overrides.items()]
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = cli(args)
+        out["predict"] = {"code": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}
     if case.get("new_commit"):
         from hub_helpers import put_in_hf_cache
         put_in_hf_cache(Path(case["hf_cache"]), case["repo_id"], {"model.safetensors": Path(case["new_commit"])})
@@ -101,7 +115,7 @@ def main() -> int:
     out_dir = Path(sys.argv[2])
     results, arrays = {"cases": {}}, {}
     for case in plan["cases"]:
-        results["cases"][case["key"]] = run_case(case, arrays)
+        results["cases"][case["key"]] = run_case(case, arrays, out_dir)
     for tag in plan.get("missing", []):
         t0 = time.perf_counter()
         try:

@@ -40,6 +40,7 @@ CASES = {
                         {"img_size": 32, "depth": 2, "embed_dim": 32, "num_heads": 2}, (32, 32)),
 }
 STALE = "vit"   # the case whose repo gets a new commit after the first loads
+PREDICT = ("vit", "torchvision-vit")   # cases also run through paddle-vit predict --compare-torch
 MISSING = ["swin_base_patch4_window7_224.ms_in1k", "efficientnetv2_s.tv_imagenet1k_v1"]
 
 
@@ -63,7 +64,8 @@ def hub_run(tmp_path_factory):
     plan = {"cases": [], "missing": MISSING}
     for key, (tag, overrides, size) in CASES.items():
         row = get_tag(tag)
-        case = {"key": key, "tag": tag, "overrides": overrides, "input_hw": list(size), "source": row.source}
+        case = {"key": key, "tag": tag, "overrides": overrides, "input_hw": list(size), "source": row.source,
+                "predict": key in PREDICT}
         if row.source == "timm":
             files = _timm_repo(tag, overrides, root / f"repo-{key}", seed=1)
             repo_id = row.hf_hub_id
@@ -154,6 +156,17 @@ def test_new_commit_makes_the_cache_entry_stale(hub_run):
 def test_data_config_is_timms(hub_run, key):
     ours, timms = hub_run[0]["cases"][key]["data_config"]
     assert ours == {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in timms.items()}
+
+
+@pytest.mark.parametrize("key", PREDICT)
+def test_predict_with_pretrained_tag_matches_reference(hub_run, key):
+    import re
+    result = hub_run[0]["cases"][key]["predict"]
+    assert result["code"] == 0, result
+    rows = re.findall(r"^\s+\d+  (.{34} +[\d.]+%)   (.{34} +[\d.]+%)$", result["stdout"], re.M)
+    assert len(rows) == 5 and all(a == b for a, b in rows), result["stdout"]
+    assert "top-5 identical" in result["stdout"] and "within the policy" in result["stdout"]
+    assert "/snapshots/" in result["stdout"] or "checkpoints" in result["stdout"]  # the weights it fetched
 
 
 @pytest.mark.parametrize("tag", MISSING)

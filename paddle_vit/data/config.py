@@ -6,8 +6,6 @@ from typing import Any, Mapping
 from paddle_vit.pretrained import (DEFAULT_CROP_MODE, DEFAULT_CROP_PCT, DEFAULT_INTERPOLATION, IMAGENET_DEFAULT_MEAN,
                                    IMAGENET_DEFAULT_STD, get_tag)
 
-KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
-
 
 def _pretrained_cfg(model_or_tag: Any) -> tuple[dict[str, Any], Any]:
     """(the tag's config, the model's image size if known) for a model, a tag or an arch name."""
