@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compare-torch", action="store_true",
                    help="also run the source torch model on the same batch; print both top-k and the logit difference")
     p.add_argument("--source", default="auto", choices=("auto", "timm", "torchvision", "torch_ref"),
-                   help="layout of --checkpoint (default: detected from its keys)")
+                   help="layout of a torch --checkpoint (default: detected from its keys)")
     p.add_argument("--override", action="append", type=_override, default=[], metavar="KEY=VALUE",
                    help="a constructor argument of the variant (repeatable)")
 
@@ -116,7 +116,10 @@ def build_paddle(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
     if args.checkpoint:
         if not Path(args.checkpoint).is_file():
             raise BadInput(f"--checkpoint {args.checkpoint}: no such file")
-        return create_model(row.name if row else args.model, pretrained=args.checkpoint, **overrides)
+        from paddle_vit.convert import load_pretrained
+        model = create_model(row.name if row else args.model, **overrides)
+        load_pretrained(model, args.checkpoint, args.source)
+        return model
     return create_model(args.model, pretrained=True, **overrides)
 
 

@@ -118,7 +118,7 @@ def test_refusals_are_one_clear_message(tmp_path, images, case):
         "no_classifier": ([images["chelsea"], "--model", "vit_base_patch16_224.dino", "--checkpoint",
                            tmp_path / "tiny.safetensors", *TINY_VIT], ["has no classifier (num_classes=0"]),
         "no_checkpoint": ([images["chelsea"], *base[:3], tmp_path / "none.pth"], ["none.pth: no such file"]),
-        "wrong_checkpoint": ([images["chelsea"], *base, "--override", "img_size=32"],
+        "wrong_checkpoint": ([images["chelsea"], *base, *TINY_VIT, "--override", "embed_dim=48"],
                              ["does not fit model", "shape mismatch"]),
         "bad_top": ([images["chelsea"], *base, *TINY_VIT, "--top", "0"], ["--top must be >= 1"]),
         "unknown_tag": ([images["chelsea"], "--model", "vit_base_patch16_224.in1k_nope"], ["unknown pretrained tag"]),

@@ -112,10 +112,16 @@ def test_bare_arch_means_timms_default_tag():
 def test_tags_set_num_classes_and_fixed_size_like_timm():
     """timm's create_model(tag) takes num_classes (and img_size where the input size is fixed) from the tag."""
     import timm
+    small = {"vit": {"depth": 1}, "swin": {"embed_dim": 16, "depths": (1, 1, 1, 1), "num_heads": (1, 1, 1, 1)},
+             "tf_efficientnetv2": {"depth_multiplier": 0.25}}
     for tag in ("vit_tiny_patch16_224.augreg_in21k", "vit_base_patch16_224.dino", "swin_large_patch4_window7_224.ms_in22k",
                 "tf_efficientnetv2_s.in21k"):
-        model = timm.create_model(tag, pretrained=False, **({"depth": 1} if "vit" in tag else {}))
+        overrides = next(v for k, v in small.items() if tag.startswith(k))
+        model = timm.create_model(tag, pretrained=False, **overrides)
         assert model_kwargs(tag)[1]["num_classes"] == model.num_classes, tag
+        if hasattr(model, "patch_embed"):  # a fixed input size: the tag's, as timm builds it
+            size = model_kwargs(tag)[1]["img_size"]
+            assert (size, size) == tuple(model.patch_embed.img_size), tag
     assert model_kwargs("vit_base_patch16_224.augreg_in21k", num_classes=7)[1]["num_classes"] == 7
 
 
