@@ -37,7 +37,8 @@ def _configs_in_tables() -> list[dict]:
 
 
 def _config_id(c: dict) -> str:
-    return f"{c['interpolation']}-{c['crop_mode']}-{c['input_size'][1]}x{c['input_size'][2]}-pct{c['crop_pct']:.4f}"
+    return (f"{c['interpolation']}-{c['crop_mode']}-{c['input_size'][1]}x{c['input_size'][2]}-pct{c['crop_pct']:.4f}"
+            f"-mean{c['mean'][0]:g}")
 
 
 def _assert_exact(ref: np.ndarray, got: np.ndarray, where: str) -> None:
