@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 configure_cpu()
 
 _LAZY = {"create_model": "paddle_vit.registry", "layers": None, "models": None,
-         "convert": None, "parity": None}
+         "convert": None, "parity": None, "data": None}
 
 
 def __getattr__(name: str) -> Any:

@@ -20,19 +20,33 @@ def register_family(name: str) -> Callable[[type[nn.Layer]], type[nn.Layer]]:
     return wrap
 
 
-def create_model(name: str, pretrained: str | Path | None = None, num_classes: int | None = None,
+def create_model(name: str, pretrained: bool | str | Path | None = None, num_classes: int | None = None,
                  img_size: Any = None, **overrides: Any) -> nn.Layer:
-    """Build variant ``name``; ``pretrained`` is a ``.pdparams``/``.safetensors`` file of this
-    model or a torch checkpoint (timm, torchvision or torch_ref layout), converted on the fly.
-    The weights are checked completely before any is loaded."""
+    """Build variant ``name`` (an arch, or ``'<arch>.<tag>'`` for a pretrained tag: its
+    ``num_classes`` and input size, as timm's ``create_model``).
+
+    ``pretrained``: ``True`` fetches the tag's checkpoint (a bare arch: timm's default tag) through
+    the Hugging Face Hub cache, converts it once and keeps the Paddle file cached (see
+    ``paddle_vit.hub``); a path loads a ``.pdparams``/``.safetensors`` file of this model or a torch
+    checkpoint (timm, torchvision or torch_ref layout), converted on the fly. The weights are
+    checked completely before any is loaded. ``model.pretrained_cfg`` holds the tag's row (what
+    ``paddle_vit.data.resolve_data_config`` reads)."""
     import paddle_vit.models  # noqa: F401  (registers the families)
+    from paddle_vit.pretrained import check_head, model_tag
     from paddle_vit.runtime import configure_cpu
     configure_cpu()  # the CPU defaults, in case Paddle was imported before paddle_vit
 
-    family, kwargs = model_kwargs(name, num_classes, img_size, **overrides)
+    arch, row = model_tag(name, pretrained is True)
+    family, kwargs = model_kwargs(row.name if row else name, num_classes, img_size, **overrides)
+    if pretrained is True:
+        check_head(row, kwargs)
     model = FAMILIES[family](**kwargs)
-    model.variant = name
-    if pretrained is not None:
+    model.variant = arch
+    model.pretrained_cfg = row.as_dict() if row else {}
+    if pretrained is True:
+        from paddle_vit.hub import load_tag
+        model.pretrained_info = load_tag(model, row, {"family": family, **kwargs})
+    elif pretrained is not None and pretrained is not False:
         from paddle_vit.convert import load_pretrained
         load_pretrained(model, pretrained)
     model.eval()

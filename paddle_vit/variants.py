@@ -21,8 +21,13 @@ def register_variant(name: str, family: str, **kwargs: Any) -> None:
     VARIANTS[name] = (family, dict(kwargs))
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Sorted variant names matching a shell-style ``pattern`` (e.g. ``'vit_*'``)."""
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """Sorted variant names matching a shell-style ``pattern`` (e.g. ``'vit_*'``); with
+    ``pretrained=True`` the pretrained tags instead (``'<arch>.<tag>'``, as timm lists them).
+    A pattern without a tag matches every tag of the archs it matches."""
+    if pretrained:
+        from paddle_vit.pretrained import list_pretrained
+        return list_pretrained(pattern)
     return sorted(n for n in VARIANTS if fnmatch.fnmatch(n, pattern))
 
 
@@ -39,8 +44,12 @@ def get_variant(name: str) -> tuple[str, dict[str, Any]]:
 
 def model_kwargs(name: str, num_classes: int | None = None, img_size: Any = None,
                  **overrides: Any) -> tuple[str, dict[str, Any]]:
-    """Family and final constructor arguments: the variant's, then the caller's overrides."""
-    family, kwargs = get_variant(name)
+    """Family and final constructor arguments: the variant's, then what its pretrained tag sets
+    (``'<arch>.<tag>'``, or timm's default tag for a bare arch: ``num_classes``, a fixed
+    ``img_size``), then the caller's overrides."""
+    from paddle_vit.pretrained import get_tag, model_defaults, split_name
+    family, kwargs = get_variant(split_name(name)[0])
+    kwargs.update(model_defaults(get_tag(name)))
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     if img_size is not None:
