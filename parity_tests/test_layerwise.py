@@ -9,7 +9,7 @@ import torch
 
 import paddle_vit.models.vit as PV
 import torch_ref.models.vit as TV
-from harness import _GPU, _WHY, check_model_parity, pair, random_input, sync
+from harness import _GPU, _WHY, check_model_parity, pair, random_input, randomize_, sync
 from paddle_vit.cli import main as cli_main
 from paddle_vit.parity.layerwise import ROOT, compare, pair_modules, prepare
 from paddle_vit.parity.report import FIRST, format_table, to_markdown, write_report
@@ -145,6 +145,82 @@ def test_torchvision_modules_pair_through_the_rename_rules():
     row = next(r for r in report.forward if r.name == "blocks.0.attn")
     assert row.ref_name == "encoder.layers.encoder_layer_0.self_attention"
 
+
+
+# --- fused modules: timm's BatchNormAct2d is norm + activation, ours is the norm, then our activation ---
+TINY_EFFNET = dict(num_classes=10, depth_multiplier=0.25)
+
+
+def timm_effnet():
+    timm = pytest.importorskip("timm", reason="timm not installed")
+    import paddle_vit
+    torch.manual_seed(0)
+    tm = randomize_(timm.create_model("tf_efficientnetv2_s", **TINY_EFFNET), 0).eval()
+    pm = paddle_vit.create_model("tf_efficientnetv2_s", **TINY_EFFNET)
+    sync(tm, pm, source="timm")
+    return tm, pm
+
+
+def test_timm_batchnorm_act_pairs_with_our_norm_and_activation():
+    """timm's ``bn1`` (BatchNormAct2d) used to be held against our plain BatchNorm: every bn row
+    failed (cosine ~0.90) and ``bn1`` was named the first diverging layer of a correct model."""
+    tm, pm = timm_effnet()
+    report = compare(tm, pm, random_input([2, 3, 64, 64]), backward=True)
+    assert report.passed, format_table(report)
+    rows = {r.ref_name: r for r in report.forward}
+    assert rows["bn1"].name == "bn1+act" and rows["blocks.1.0.bn1"].name == "blocks.1.0.bn1+blocks.1.0.act"
+    assert rows["blocks.1.0.bn2"].name == "blocks.1.0.bn2"  # timm's act there is Identity: no fusion
+    assert "grad of bn1+act" in {r.name for r in report.backward}
+    assert "bn1.act" not in report.unpaired["torch"] and "act" not in report.unpaired["paddle"]
+
+
+@pytest.mark.parametrize("param,first", [
+    ("blocks.1.0.bn1.weight", "blocks.1.0.bn1+blocks.1.0.act"),   # a norm that timm fuses
+    ("blocks.1.0.bn2.weight", "blocks.1.0.bn2"),                   # a norm without activation
+    ("blocks.2.0.conv_exp.weight", "blocks.2.0.conv_exp"),
+])
+def test_timm_effnet_injected_error_is_found_first(param, first):
+    tm, pm = timm_effnet()
+    p = dict(pm.named_parameters())[param]
+    p.set_value(p.numpy() * 1.1)
+    report = compare(tm, pm, random_input([2, 3, 64, 64]))
+    assert report.first_failure is not None and report.first_failure.name == first, format_table(report)
+
+
+class _TorchNormAct(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        from timm.layers import BatchNormAct2d
+        self.conv, self.bn1 = torch.nn.Conv2d(3, 8, 3), BatchNormAct2d(8, act_layer=torch.nn.SiLU)
+
+    def forward(self, x):
+        return self.bn1(self.conv(x))
+
+
+class _PaddleNormAct(paddle.nn.Layer):
+    def __init__(self, with_act: bool):
+        super().__init__()
+        from paddle_vit.layers.activations import SiLU
+        from paddle_vit.layers.norm import BatchNorm2d
+        self.conv, self.bn1, self.act, self.with_act = paddle.nn.Conv2D(3, 8, 3), BatchNorm2d(8), SiLU(), with_act
+
+    def forward(self, x):
+        y = self.bn1(self.conv(x))
+        return self.act(y) if self.with_act else y
+
+
+@pytest.mark.parametrize("with_act", [True, False])
+def test_a_missing_activation_is_not_hidden_by_the_fusion(with_act):
+    pytest.importorskip("timm", reason="timm not installed")
+    tm, pm = randomize_(_TorchNormAct()).eval(), _PaddleNormAct(with_act)
+    pm.eval()
+    sync(tm, pm)
+    report = compare(tm, pm, random_input([2, 3, 8, 8]))
+    if with_act:
+        assert report.passed and [r.name for r in report.forward] == ["conv", "bn1+act", ROOT], format_table(report)
+    else:  # no activation consumed bn1's output: compared as they are, and the note says why they differ
+        assert report.first_failure.name == "bn1", format_table(report)
+        assert any("also applies its bn1.act (silu)" in n for n in report.notes), report.notes
 
 def test_reports(tmp_path):
     tm, pm, _ = tiny_vit(depth=2)
