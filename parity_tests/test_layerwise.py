@@ -9,6 +9,7 @@ import torch
 
 import paddle_vit.models.vit as PV
 import torch_ref.models.vit as TV
+from convert_helpers import TINY as TINY_FAMILIES
 from harness import _GPU, _WHY, check_model_parity, pair, random_input, randomize_, sync
 from paddle_vit.cli import main as cli_main
 from paddle_vit.parity.layerwise import ROOT, compare, pair_modules, prepare
@@ -222,6 +223,61 @@ def test_a_missing_activation_is_not_hidden_by_the_fusion(with_act):
         assert report.first_failure.name == "bn1", format_table(report)
         assert any("also applies its bn1.act (silu)" in n for n in report.notes), report.notes
 
+
+# --- float64, and weights that fp32 rounding decides (tolerances: "Ill-conditioned weights") ---
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("family", sorted(TINY_FAMILIES))
+def test_every_family_passes_in_float32_and_float64(family, dtype):
+    """``prepare`` casts floating-point tensors only: it used to cast Swin's integer index buffers
+    too, and ``paddle-vit diff`` of any Swin crashed ('Tensor holds no memory')."""
+    import torch_ref
+    import paddle_vit
+    name, kwargs = TINY_FAMILIES[family]
+    torch.manual_seed(0)
+    tm, pm = randomize_(torch_ref.create_model(name, **kwargs)), paddle_vit.create_model(name, **kwargs)
+    sync(tm, pm)
+    prepare(tm, pm, "cpu", dtype)
+    size = kwargs.get("img_size", 64)
+    report = compare(tm, pm, random_input([2, 3, size, size]), backward=dtype == "float64")
+    assert report.tol.name == {"float32": "fp32_model", "float64": "fp64_model"}[dtype]
+    assert report.passed, format_table(report)
+
+
+def test_ill_conditioned_weights_are_judged_in_float64():
+    """timm's own init, perturbed, makes the activations of a tf_efficientnetv2_s explode (logits ~5e5
+    from inputs ~1; full size ~1e13): there fp32 is decided by rounding (here 0.48 at the logits, first
+    failing at an SE gate), float64 is not. In float64 both frameworks agree at every layer under the
+    fp64 row; it used to fail there (5e-2 at an SE gate) because Paddle keeps a norm's epsilon as a
+    float32 (prepare now rounds the reference's the same way), and timm's in-place SiLU rewrote the
+    recorded float64 outputs (as_numpy now copies). A real error is still found first."""
+    timm = pytest.importorskip("timm", reason="timm not installed")
+    import paddle_vit
+    arch = dict(num_classes=10, depth_multiplier=0.5)
+    torch.manual_seed(0)
+    tm = randomize_(timm.create_model("tf_efficientnetv2_s", **arch), 0).eval()
+    pm = paddle_vit.create_model("tf_efficientnetv2_s", **arch)
+    sync(tm, pm, source="timm")
+    prepare(tm, pm, "cpu", "float64")
+    x = random_input([1, 3, 96, 96])
+    report = compare(tm, pm, x)
+    assert report.forward[-1].stats.scale > 1e5, "the weights should make the activations explode"
+    assert report.passed, format_table(report)
+    p = dict(pm.named_parameters())["blocks.2.0.conv_exp.weight"]
+    p.set_value(p.numpy() * 1.01)
+    assert compare(tm, pm, x).first_failure.name == "blocks.2.0.conv_exp"
+
+
+def test_diff_twins_with_timm_are_well_conditioned():
+    """``paddle-vit diff --reference timm`` used to keep timm's own init (perturbed): for EfficientNetV2
+    the activations explode and every comparison failed (tolerances); timm's model now starts from
+    torch_ref's initial weights."""
+    pytest.importorskip("timm", reason="timm not installed")
+    from paddle_vit.parity.model_diff import build_twins
+    tm, pm = build_twins("tf_efficientnetv2_s", reference="timm")
+    prepare(tm, pm)
+    report = compare(tm, pm, random_input([1, 3, 96, 96]))
+    assert report.passed and report.forward[-1].stats.scale < 1e3, format_table(report)
+
 def test_reports(tmp_path):
     tm, pm, _ = tiny_vit(depth=2)
     _perturb("blocks.1.attn.qkv.weight")(pm)
@@ -261,8 +317,8 @@ def test_cli_diff_bad_arguments(argv, msg, capsys):
 
 def test_prepare_rejects_bad_settings():
     tm, pm, _ = tiny_vit(depth=1)
-    with pytest.raises(ValueError, match="float32, float16 or bfloat16"):
-        prepare(tm, pm, "cpu", "float64")
+    with pytest.raises(ValueError, match="dtype must be one of float32, float64, float16, bfloat16"):
+        prepare(tm, pm, "cpu", "int8")
     with pytest.raises(ValueError, match="'cpu' or 'gpu'"):
         prepare(tm, pm, "tpu")
     with pytest.raises(ValueError, match="numpy array"):

@@ -473,10 +473,14 @@ def _add_row(rows: list[LayerDiff], name: str, ref_name: str, ref: Any, got: Any
 def prepare(torch_model: Any, paddle_model: Any, device: str = "cpu", dtype: str = "float32") -> None:
     """Put both models on ``device`` ('cpu' or 'gpu') in ``dtype``, in eval mode.
 
-    Half precision casts every parameter and every op of both models to the half type
-    (``model.to(dtype)`` in both): autocast is not used because torch's and Paddle's autocast
-    lists differ (which ops stay in float32), so an autocast run would compare the lists, not
-    the port. GPU fp32 runs with TF32 off in both frameworks (the policy's GPU rows assume it).
+    Half precision casts every floating-point parameter and buffer of both models to the half
+    type: autocast is not used because torch's and Paddle's autocast lists differ (which ops stay
+    in float32), so an autocast run would compare the lists, not the port. ``float64`` is for
+    weights whose fp32 outputs are decided by rounding (see ``tolerances``, ill-conditioned
+    weights); the reference's norm epsilons are then rounded to float32, as Paddle stores them
+    (``match_float32_eps``; the torch model keeps them). Integer buffers (Swin's index tables)
+    keep their type. GPU fp32 runs with TF32 off in both frameworks (the policy's GPU rows
+    assume it).
     """
     import paddle
     import torch
@@ -485,17 +489,44 @@ def prepare(torch_model: Any, paddle_model: Any, device: str = "cpu", dtype: str
         disable_tf32()
     torch_model.to(device="cuda" if device == "gpu" else "cpu", dtype=getattr(torch, dtype)).eval()
     place = paddle.CUDAPlace(0) if device == "gpu" else paddle.CPUPlace()
-    paddle_model.to(device=place, dtype=dtype)
+    paddle_model.to(device=place)
+    # Not Layer.to(dtype=...): it casts integer buffers too (Swin's gather indices became floats
+    # that hold no memory, and `paddle-vit diff` of any Swin crashed). floating_only is what
+    # Paddle's own Layer.float16() passes.
+    paddle_model.apply(lambda layer: layer._to_impl(dtype=dtype, floating_only=True, include_sublayers=False))
     paddle_model.eval()
+    if dtype == "float64":
+        match_float32_eps(torch_model)
+
+
+def match_float32_eps(torch_model: Any) -> int:
+    """Round every ``eps`` of the reference's modules (norms) to float32, in place; returns how many.
+
+    Paddle keeps a norm's epsilon as a float32 op attribute (BatchNorm's 1e-3 becomes
+    1.0000000475e-3), torch as a Python float. In float32 both add the same float32 number; in
+    float64 torch would add the exact one, and the two differ by that rounding from the first
+    norm on (4.4e-11 after an EfficientNet's stem, amplified to 5e-2 at an SE gate of
+    ill-conditioned weights) instead of by float64 rounding (2.9e-16 there, 8e-8 at the gate).
+    """
+    changed = 0
+    for module in torch_model.modules():
+        eps = getattr(module, "eps", None)
+        if isinstance(eps, float) and float(np.float32(eps)) != eps:
+            module.eps = float(np.float32(eps))
+            changed += 1
+    return changed
+
+
+DTYPES = ("float32", "float64", "float16", "bfloat16")
 
 
 def check_settings(device: str, dtype: str) -> None:
     """Raise ``ValueError`` unless ``device``/``dtype`` is a combination both frameworks can run here."""
     if device not in ("cpu", "gpu"):
         raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
-    if dtype not in ("float32", "float16", "bfloat16"):
-        raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype!r}")
-    if dtype != "float32" and device == "cpu":
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if dtype in ("float16", "bfloat16") and device == "cpu":
         raise ValueError(f"{dtype} needs device 'gpu': Paddle's CPU kernels (e.g. layer_norm) "
                          "are float32/float64 only")
     if device == "gpu":
