@@ -9,7 +9,7 @@ operators; ``format="onnx"`` converts the same program with paddle2onnx for ONNX
     model = paddle_vit.create_model("vit_small_patch16_224", pretrained="vit_s16.safetensors")
     prefix = export(model, "out/vit_s16", [None, 3, 224, 224])            # any batch size
     logits = InferencePredictor(prefix)(images)   # numpy [B, 3, 224, 224] -> numpy [B, 1000]
-    path = export(model2, "out/vit_s16", [None, 3, 224, 224], format="onnx")   # out/vit_s16.onnx
+    path = export(model, "out/vit_s16", [None, 3, 224, 224], format="onnx")    # out/vit_s16.onnx
     logits = OnnxPredictor(path, threads=2)(images)
 """
 from __future__ import annotations
