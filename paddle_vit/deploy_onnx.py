@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 # LayerNormalization is an ONNX op from opset 17: paddle2onnx then writes one node per LayerNorm
-# instead of seven (mean, sub, pow, mean, add, sqrt, div). ONNX Runtime 1.16+ runs opset 17.
+# instead of seven (mean, sub, pow, mean, add, sqrt, div).
 ONNX_OPSET = 17
 MIN_OPSET = 11  # from opset 11 the Pad op takes its value as an input, which restore_pad_values sets
 BATCH_DIM = "batch"
