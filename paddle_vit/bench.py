@@ -6,6 +6,7 @@ load from other processes hits every path alike) after a warm-up, and reports me
   paddle_eager   paddle_vit model, dygraph, under ``paddle.no_grad()``
   paddle_static  the same model through ``paddle.jit.to_static`` (full graph)
   paddle_infer   ``paddle.jit.save`` + Paddle Inference predictor (CPU: oneDNN on)
+  onnxruntime    the same program through paddle2onnx, run by ONNX Runtime (extra ``onnx``)
   torch_ref      torch_ref model (same weights), eager, under ``torch.inference_mode()``
   timm           ``timm.create_model`` (same weights where the state dict fits), eager
 
@@ -13,7 +14,8 @@ Peak resident memory of each path is measured in a fresh subprocess per path (``
 also the growth over the process's size after importing its framework).
 
 Threads: ``--threads N`` (default: all cores) is given to both frameworks: OMP_NUM_THREADS
-before either is imported, ``torch.set_num_threads``, and the predictor's math-library threads.
+before either is imported, ``torch.set_num_threads``, the predictor's math-library threads and
+ONNX Runtime's intra-op threads. After the table, the fastest path of each model and batch.
 Between two timed calls the script sleeps ``--gap`` seconds: Paddle's Intel OpenMP threads
 spin for 200 ms after each parallel region and would otherwise steal the cores from the
 next path (torch uses GNU OpenMP, a separate thread pool).
@@ -46,7 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Models of the issue, with the input resolution each is benchmarked at.
 DEFAULT_MODELS = {"vit_small_patch16_224": 224, "vit_base_patch16_224": 224,
                   "swin_tiny_patch4_window7_224": 224, "efficientnetv2_s": 300}
-PADDLE_PATHS = ("paddle_eager", "paddle_static", "paddle_infer")
+PADDLE_PATHS = ("paddle_eager", "paddle_static", "paddle_infer", "onnxruntime")
+EXPORTED_PATHS = ("paddle_infer", "onnxruntime")  # a file written by deploy.export, loaded by a runtime
 TORCH_PATHS = ("torch_ref", "timm")
 ALL_PATHS = PADDLE_PATHS + TORCH_PATHS
 # --dry-run: a one-block ViT on 32x32 images, for checking the machinery in seconds.
@@ -264,11 +267,32 @@ def build_paths(name: str, img_size: int, batch: int, paths: list[str], override
             calls[p] = paddle_call(deploy.to_static(pm, x.shape), x, device, precision)
         elif precision != "fp32":
             problems[p] = "not measured under autocast (the predictor has no amp switch)"
+        elif p == "onnxruntime":
+            try:
+                calls[p] = onnx_call(pm, x, threads, device, workdir)
+            except Unavailable as e:
+                problems[p] = str(e)
         else:
             prefix = deploy.export(pm, os.path.join(workdir, "model"), x.shape)
             predictor = deploy.InferencePredictor(prefix, threads, device)
             calls[p] = lambda pred=predictor: pred(x)  # copy-in, run, copy-out: all timed
     return calls, problems
+
+
+def onnx_call(model, x, threads: int, device: str, workdir: str) -> Callable[[], Any]:
+    """ONNX Runtime on ``model`` exported with ``deploy.export(format='onnx')`` (``workdir/model.onnx``).
+    Not verified at export: the table's error column compares its output with torch_ref's."""
+    from paddle_vit import deploy
+    from paddle_vit.deploy_onnx import missing_extra
+    why = missing_extra()
+    if why:
+        raise Unavailable(why)
+    path = deploy.export(model, os.path.join(workdir, "model"), x.shape, format="onnx", verify=False)
+    try:
+        predictor = deploy.OnnxPredictor(path, threads, device)
+    except ValueError as e:  # no CUDA execution provider
+        raise Unavailable(str(e)) from None
+    return lambda: predictor(x)
 
 
 # --- timing ------------------------------------------------------------------------------
@@ -319,7 +343,9 @@ def measure_memory_child(args: argparse.Namespace) -> None:
     overrides = json.loads(args.overrides)
     import numpy as np
     x = np.random.default_rng(0).standard_normal((batch, 3, img_size, img_size)).astype(np.float32)
-    if path in PADDLE_PATHS:
+    if path == "onnxruntime":  # ONNX Runtime alone: neither framework is loaded
+        import onnxruntime  # noqa: F401
+    elif path in PADDLE_PATHS:
         import paddle  # noqa: F401
         import paddle_vit.models  # noqa: F401
     else:
@@ -329,7 +355,11 @@ def measure_memory_child(args: argparse.Namespace) -> None:
             import timm  # noqa: F401
         import torch_ref.models  # noqa: F401
     base = rss_mb()
-    if path == "paddle_infer":
+    if path == "onnxruntime":
+        from paddle_vit.deploy_onnx import OnnxPredictor
+        predictor = OnnxPredictor(args.model_prefix, args.threads)
+        call = lambda: predictor(x)  # noqa: E731
+    elif path == "paddle_infer":
         from paddle_vit.deploy import InferencePredictor
         predictor = InferencePredictor(args.model_prefix, args.threads)
         call = lambda: predictor(x)  # noqa: E731
@@ -399,11 +429,11 @@ def bench_one(name: str, img_size: int, batch: int, args: argparse.Namespace, ov
             if device == "gpu":
                 record_device_memory(results, calls)
         if args.memory and device == "cpu":
-            prefix = os.path.join(workdir, "model") if os.path.exists(os.path.join(workdir, "model.pdiparams")) else None
+            files = {"paddle_infer": os.path.join(workdir, "model"), "onnxruntime": os.path.join(workdir, "model.onnx")}
             for p in calls:
                 try:
                     results[p].__dict__.update(measure_memory(name, p, batch, img_size, overrides, args.threads,
-                                                              prefix if p == "paddle_infer" else None))
+                                                              files.get(p)))
                 except Exception as e:  # memory is secondary: note it, keep the timings
                     results[p].reason = (results[p].reason + "; " if results[p].reason else "") + str(e)
     return list(results.values())
@@ -414,7 +444,7 @@ def record_device_memory(results: dict[str, Result], calls: dict[str, Callable[[
     import paddle
     import torch
     for p, call in calls.items():
-        if p in PADDLE_PATHS and p != "paddle_infer":
+        if p in PADDLE_PATHS and p not in EXPORTED_PATHS:
             paddle.device.cuda.reset_max_memory_allocated()
             call()
             results[p].peak_device_mb = paddle.device.cuda.max_memory_allocated() / 2**20
@@ -470,6 +500,23 @@ def table(results: list[Result]) -> str:
                      f"{_fmt(r.images_per_s, '8.1f')} {_fmt(r.x_best_torch, '12.2f')} "
                      f"{mem:>11s} {_fmt(r.rss_growth_mb, '8.0f')} {_fmt(r.err_vs_torch_ref, '10.1e')}  {note}")
     return "\n".join(lines)
+
+
+def fastest(results: list[Result]) -> list[dict[str, Any]]:
+    """The fastest measured path of each (model, device, precision, batch), with its throughput."""
+    best: dict[tuple, Result] = {}
+    for r in results:
+        key = (r.model, r.device, r.precision, r.batch)
+        if r.images_per_s and (key not in best or r.images_per_s > best[key].images_per_s):
+            best[key] = r
+    return [{"model": r.model, "device": r.device, "precision": r.precision, "batch": r.batch, "path": r.path,
+             "images_per_s": r.images_per_s, "x_best_torch": r.x_best_torch} for r in best.values()]
+
+
+def fastest_lines(rows: list[dict[str, Any]]) -> str:
+    return "\n".join(f"fastest: {r['model']} {r['device']}/{r['precision']} batch {r['batch']}: {r['path']} "
+                     f"({_fmt(r['images_per_s'], '.1f')} img/s, {_fmt(r['x_best_torch'], '.2f')}x the best torch path)"
+                     for r in rows)
 
 
 def markdown_table(results: list[dict[str, Any]]) -> str:
@@ -605,8 +652,11 @@ def run(args: argparse.Namespace) -> int:
                 print(table(rows).split("\n", 2)[2], flush=True)
     meta["loadavg_after"] = os.getloadavg()
     print("\n" + table(results))
+    best = fastest(results)
+    print(fastest_lines(best))
     print("load average after: %.2f %.2f %.2f" % meta["loadavg_after"])
-    Path(args.out).write_text(json.dumps({"meta": meta, "results": [asdict(r) for r in results]}, indent=1))
+    Path(args.out).write_text(json.dumps({"meta": meta, "results": [asdict(r) for r in results], "fastest": best},
+                                         indent=1))
     print(f"\nwrote {args.out}")
     return 0
 

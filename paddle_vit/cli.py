@@ -1,4 +1,4 @@
-"""``paddle-vit``: one command, one subcommand per tool (``diff``, ``bench``, ``predict``; others register the same way)."""
+"""``paddle-vit``: one command, one subcommand per tool (``diff``, ``bench``, ``predict``, ``export``; others register the same way)."""
 from __future__ import annotations
 
 import argparse
@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "time every Paddle path against torch_ref and timm side by side (throughput, memory, ratios)"),
     "predict": ("paddle_vit.predict",
                 "classify images with a pretrained tag or checkpoint, preprocessed as timm does; --compare-torch"),
+    "export": ("paddle_vit.deploy_cli",
+               "export a variant for deployment: a Paddle Inference program or an ONNX file (paddle2onnx)"),
 }
 
 

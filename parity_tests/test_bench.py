@@ -21,14 +21,24 @@ def test_bench_dry_run_writes_json(tmp_path):
     data = json.loads(out.read_text())
     assert data["meta"]["threads"] == 1 and data["meta"]["versions"]["paddle"]
     rows = {r["path"]: r for r in data["results"]}
-    assert set(rows) == {"paddle_eager", "paddle_static", "paddle_infer", "torch_ref", "timm"}
-    for path in ("paddle_eager", "paddle_static", "paddle_infer", "torch_ref"):
+    assert set(rows) == {"paddle_eager", "paddle_static", "paddle_infer", "onnxruntime", "torch_ref", "timm"}
+    from paddle_vit.deploy_onnx import missing_extra
+    runnable = ["paddle_eager", "paddle_static", "paddle_infer", "torch_ref"]
+    if missing_extra():  # ONNX Runtime is an optional extra: without it the row says so
+        assert rows["onnxruntime"]["status"] == "not available" and "paddle_vit[onnx]" in rows["onnxruntime"]["reason"]
+    else:
+        runnable.append("onnxruntime")
+    for path in runnable:
         row = rows[path]
         assert row["status"] == "ok", row
         assert row["images_per_s"] > 0 and len(row["samples_ms"]) == 1
         # every path computes the reference's function (same weights through the converter)
         assert row["err_vs_torch_ref"] < 1e-4, row
     assert "threads: 1 for paddle and torch" in proc.stdout
+    # the fastest path of the one (model, batch) cell is named, in the JSON and on stdout
+    (best,) = data["fastest"]
+    assert best["images_per_s"] == max(r["images_per_s"] for r in data["results"] if r["images_per_s"])
+    assert f"fastest: {best['model']} cpu/fp32 batch 2: {best['path']}" in proc.stdout
 
 
 def test_bench_reports_missing_models(tmp_path):

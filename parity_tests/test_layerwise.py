@@ -9,7 +9,8 @@ import torch
 
 import paddle_vit.models.vit as PV
 import torch_ref.models.vit as TV
-from harness import _GPU, _WHY, check_model_parity, pair, random_input, sync
+from convert_helpers import TINY as TINY_FAMILIES
+from harness import _GPU, _WHY, check_model_parity, pair, random_input, randomize_, sync
 from paddle_vit.cli import main as cli_main
 from paddle_vit.parity.layerwise import ROOT, compare, pair_modules, prepare
 from paddle_vit.parity.report import FIRST, format_table, to_markdown, write_report
@@ -146,6 +147,137 @@ def test_torchvision_modules_pair_through_the_rename_rules():
     assert row.ref_name == "encoder.layers.encoder_layer_0.self_attention"
 
 
+
+# --- fused modules: timm's BatchNormAct2d is norm + activation, ours is the norm, then our activation ---
+TINY_EFFNET = dict(num_classes=10, depth_multiplier=0.25)
+
+
+def timm_effnet():
+    timm = pytest.importorskip("timm", reason="timm not installed")
+    import paddle_vit
+    torch.manual_seed(0)
+    tm = randomize_(timm.create_model("tf_efficientnetv2_s", **TINY_EFFNET), 0).eval()
+    pm = paddle_vit.create_model("tf_efficientnetv2_s", **TINY_EFFNET)
+    sync(tm, pm, source="timm")
+    return tm, pm
+
+
+def test_timm_batchnorm_act_pairs_with_our_norm_and_activation():
+    """timm's ``bn1`` (BatchNormAct2d) used to be held against our plain BatchNorm: every bn row
+    failed (cosine ~0.90) and ``bn1`` was named the first diverging layer of a correct model."""
+    tm, pm = timm_effnet()
+    report = compare(tm, pm, random_input([2, 3, 64, 64]), backward=True)
+    assert report.passed, format_table(report)
+    rows = {r.ref_name: r for r in report.forward}
+    assert rows["bn1"].name == "bn1+act" and rows["blocks.1.0.bn1"].name == "blocks.1.0.bn1+blocks.1.0.act"
+    assert rows["blocks.1.0.bn2"].name == "blocks.1.0.bn2"  # timm's act there is Identity: no fusion
+    assert "grad of bn1+act" in {r.name for r in report.backward}
+    assert "bn1.act" not in report.unpaired["torch"] and "act" not in report.unpaired["paddle"]
+
+
+@pytest.mark.parametrize("param,first", [
+    ("blocks.1.0.bn1.weight", "blocks.1.0.bn1+blocks.1.0.act"),   # a norm that timm fuses
+    ("blocks.1.0.bn2.weight", "blocks.1.0.bn2"),                   # a norm without activation
+    ("blocks.2.0.conv_exp.weight", "blocks.2.0.conv_exp"),
+])
+def test_timm_effnet_injected_error_is_found_first(param, first):
+    tm, pm = timm_effnet()
+    p = dict(pm.named_parameters())[param]
+    p.set_value(p.numpy() * 1.1)
+    report = compare(tm, pm, random_input([2, 3, 64, 64]))
+    assert report.first_failure is not None and report.first_failure.name == first, format_table(report)
+
+
+class _TorchNormAct(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        from timm.layers import BatchNormAct2d
+        self.conv, self.bn1 = torch.nn.Conv2d(3, 8, 3), BatchNormAct2d(8, act_layer=torch.nn.SiLU)
+
+    def forward(self, x):
+        return self.bn1(self.conv(x))
+
+
+class _PaddleNormAct(paddle.nn.Layer):
+    def __init__(self, with_act: bool):
+        super().__init__()
+        from paddle_vit.layers.activations import SiLU
+        from paddle_vit.layers.norm import BatchNorm2d
+        self.conv, self.bn1, self.act, self.with_act = paddle.nn.Conv2D(3, 8, 3), BatchNorm2d(8), SiLU(), with_act
+
+    def forward(self, x):
+        y = self.bn1(self.conv(x))
+        return self.act(y) if self.with_act else y
+
+
+@pytest.mark.parametrize("with_act", [True, False])
+def test_a_missing_activation_is_not_hidden_by_the_fusion(with_act):
+    pytest.importorskip("timm", reason="timm not installed")
+    tm, pm = randomize_(_TorchNormAct()).eval(), _PaddleNormAct(with_act)
+    pm.eval()
+    sync(tm, pm)
+    report = compare(tm, pm, random_input([2, 3, 8, 8]))
+    if with_act:
+        assert report.passed and [r.name for r in report.forward] == ["conv", "bn1+act", ROOT], format_table(report)
+    else:  # no activation consumed bn1's output: compared as they are, and the note says why they differ
+        assert report.first_failure.name == "bn1", format_table(report)
+        assert any("also applies its bn1.act (silu)" in n for n in report.notes), report.notes
+
+
+# --- float64, and weights that fp32 rounding decides (tolerances: "Ill-conditioned weights") ---
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("family", sorted(TINY_FAMILIES))
+def test_every_family_passes_in_float32_and_float64(family, dtype):
+    """``prepare`` casts floating-point tensors only: it used to cast Swin's integer index buffers
+    too, and ``paddle-vit diff`` of any Swin crashed ('Tensor holds no memory')."""
+    import torch_ref
+    import paddle_vit
+    name, kwargs = TINY_FAMILIES[family]
+    torch.manual_seed(0)
+    tm, pm = randomize_(torch_ref.create_model(name, **kwargs)), paddle_vit.create_model(name, **kwargs)
+    sync(tm, pm)
+    prepare(tm, pm, "cpu", dtype)
+    size = kwargs.get("img_size", 64)
+    report = compare(tm, pm, random_input([2, 3, size, size]), backward=dtype == "float64")
+    assert report.tol.name == {"float32": "fp32_model", "float64": "fp64_model"}[dtype]
+    assert report.passed, format_table(report)
+
+
+def test_ill_conditioned_weights_are_judged_in_float64():
+    """timm's own init, perturbed, makes the activations of a tf_efficientnetv2_s explode (logits ~5e5
+    from inputs ~1; full size ~1e13): there fp32 is decided by rounding (here 0.48 at the logits, first
+    failing at an SE gate), float64 is not. In float64 both frameworks agree at every layer under the
+    fp64 row; it used to fail there (5e-2 at an SE gate) because Paddle keeps a norm's epsilon as a
+    float32 (prepare now rounds the reference's the same way), and timm's in-place SiLU rewrote the
+    recorded float64 outputs (as_numpy now copies). A real error is still found first."""
+    timm = pytest.importorskip("timm", reason="timm not installed")
+    import paddle_vit
+    arch = dict(num_classes=10, depth_multiplier=0.5)
+    torch.manual_seed(0)
+    tm = randomize_(timm.create_model("tf_efficientnetv2_s", **arch), 0).eval()
+    pm = paddle_vit.create_model("tf_efficientnetv2_s", **arch)
+    sync(tm, pm, source="timm")
+    prepare(tm, pm, "cpu", "float64")
+    x = random_input([1, 3, 96, 96])
+    report = compare(tm, pm, x)
+    assert report.forward[-1].stats.scale > 1e5, "the weights should make the activations explode"
+    assert report.passed, format_table(report)
+    p = dict(pm.named_parameters())["blocks.2.0.conv_exp.weight"]
+    p.set_value(p.numpy() * 1.01)
+    assert compare(tm, pm, x).first_failure.name == "blocks.2.0.conv_exp"
+
+
+def test_diff_twins_with_timm_are_well_conditioned():
+    """``paddle-vit diff --reference timm`` used to keep timm's own init (perturbed): for EfficientNetV2
+    the activations explode and every comparison failed (tolerances); timm's model now starts from
+    torch_ref's initial weights."""
+    pytest.importorskip("timm", reason="timm not installed")
+    from paddle_vit.parity.model_diff import build_twins
+    tm, pm = build_twins("tf_efficientnetv2_s", reference="timm")
+    prepare(tm, pm)
+    report = compare(tm, pm, random_input([1, 3, 96, 96]))
+    assert report.passed and report.forward[-1].stats.scale < 1e3, format_table(report)
+
 def test_reports(tmp_path):
     tm, pm, _ = tiny_vit(depth=2)
     _perturb("blocks.1.attn.qkv.weight")(pm)
@@ -185,8 +317,8 @@ def test_cli_diff_bad_arguments(argv, msg, capsys):
 
 def test_prepare_rejects_bad_settings():
     tm, pm, _ = tiny_vit(depth=1)
-    with pytest.raises(ValueError, match="float32, float16 or bfloat16"):
-        prepare(tm, pm, "cpu", "float64")
+    with pytest.raises(ValueError, match="dtype must be one of float32, float64, float16, bfloat16"):
+        prepare(tm, pm, "cpu", "int8")
     with pytest.raises(ValueError, match="'cpu' or 'gpu'"):
         prepare(tm, pm, "tpu")
     with pytest.raises(ValueError, match="numpy array"):

@@ -19,7 +19,7 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; 
     log="$VENV/setup.log"
     if ! { "$VENV/bin/python" -m pip install --upgrade pip &&
            "$VENV/bin/python" -m pip install "${TORCH_PINS[@]}" &&
-           "$VENV/bin/python" -m pip install -e ".[test,plot]" "${TORCH_PINS[@]}"; } > "$log" 2>&1; then
+           "$VENV/bin/python" -m pip install -e ".[test,plot,onnx]" "${TORCH_PINS[@]}"; } > "$log" 2>&1; then
         tail -n 40 "$log" >&2
         echo "== set-up failed; the whole log is in $log" >&2
         exit 1

@@ -1,4 +1,4 @@
-"""The torch model a source layout comes from, built from our variant's arguments.
+"""The torch model a source layout comes from, built with the source's own arguments for our variant.
 
 The converter's verification runs a checkpoint through the model it was made for (timm's,
 torchvision's or ``torch_ref``'s) and through ours. A family adds a source by registering a
@@ -52,11 +52,38 @@ def _torch_ref(name: str, kwargs: dict) -> Any:
     return create_model(name, **kwargs)
 
 
+# The source's own arguments. Our variant names are timm's and so are most of our constructor
+# arguments; the exceptions, per family: the name timm's constructor uses for ours, INPUT_SIZE (the
+# value only names the input size: timm's model takes any size, so it is left out, and the
+# verification still runs at that size), or FIXED (timm's variant fixes it: there is no argument
+# to pass an override of it to). A family or argument not listed is passed on as it is.
+INPUT_SIZE, FIXED = "<input size>", None
+TIMM_ARGS: dict[str, dict[str, str | None]] = {
+    # timm's EfficientNet has no img_size; its _gen_efficientnetv2_* builders set the stage table
+    # (block_args), stem_size and num_features themselves
+    "efficientnetv2": {"img_size": INPUT_SIZE, "stages": FIXED, "stem_size": FIXED, "num_features": FIXED},
+}
+
+
+def timm_kwargs(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` of our arguments for variant ``name`` as timm's ``create_model`` takes them."""
+    from paddle_vit.variants import get_variant
+    family = get_variant(name)[0]
+    table = TIMM_ARGS.get(family, {})
+    fixed = sorted(k for k in overrides if k in table and table[k] is FIXED)
+    if fixed:
+        raise ConversionError(f"cannot verify a timm checkpoint of {name!r} built with {fixed}",
+                              [f"timm's {family} models fix {', '.join(fixed)} by variant: there is no argument "
+                               "for an override; pass --no-verify, or --source torch_ref (same layout)"])
+    return {table.get(k, k): v for k, v in overrides.items() if table.get(k, k) != INPUT_SIZE}
+
+
 @register_builder("*", "timm")
 def _timm(name: str, kwargs: dict) -> Any:
-    import timm  # our variant names and arguments are timm's
+    import timm
+    args = timm_kwargs(name, kwargs)
     try:
-        return timm.create_model(name, pretrained=False, **kwargs)
+        return timm.create_model(name, pretrained=False, **args)
     except RuntimeError as exc:  # timm's "Unknown model"
         raise ConversionError(f"cannot verify a timm checkpoint of {name!r}", [str(exc)[:300]]) from None
 

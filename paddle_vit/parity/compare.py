@@ -40,7 +40,9 @@ def as_numpy(x: Any) -> np.ndarray:
         x = x.detach().cpu().float().numpy() if str(x.dtype) == "torch.bfloat16" else x.detach().cpu().numpy()
     elif hasattr(x, "numpy") and not isinstance(x, np.ndarray):  # paddle
         x = x.astype("float32").numpy() if "bfloat16" in str(x.dtype) else x.numpy()
-    return np.asarray(x, dtype=np.float64)
+    # a copy: a torch float64 tensor's .numpy() shares its memory, and an in-place op after the
+    # hook (timm's SiLU(inplace=True) in squeeze-excitation) would rewrite what was recorded
+    return np.array(x, dtype=np.float64)
 
 
 def error_stats(ref: Any, got: Any, where: str = "output") -> ErrorStats:

@@ -14,6 +14,14 @@ for torchvision the rename rules do the pairing (``encoder.layers.encoder_layer_
 by name, and only when the layout keeps names (``passthrough``): otherwise nothing ties it to
 a Paddle layer and it is left out (listed in ``LayerwiseReport.unpaired``).
 
+Pairs also compute the same thing. A reference module may end in a computation that our layer
+leaves to the next one: timm's ``BatchNormAct2d`` is norm + activation in one module (its
+``act`` child), ours is the norm alone, followed by our activation layer. Such a module (its
+output is the output of a tensor-free child, not a no-op, whose kind -- class name -- none of
+the Paddle layer's children has) is compared with the output of the Paddle layer of that kind
+that consumed our layer's output, and shown as a fused pair (``bn1+act``); if no such layer
+consumed it, the two are compared as they are and a note says why they differ.
+
 Verdict. A hooked output of layer k carries the accumulated error of everything computed
 before it, so every row is held to the policy's *model* row (``tolerance('model', ...)``):
 each hooked output is the end of a prefix of the network. A correct model then passes at
@@ -151,6 +159,61 @@ def pair_modules(torch_model: Any, paddle_model: Any, source: str = "auto") -> t
     return ordered, unpaired
 
 
+# --- fused modules (a reference module that also applies the next layer's computation) ----
+# Kinds (lower-cased class names) that compute nothing in eval mode: never a fused computation.
+NO_OP_KINDS = frozenset({"identity", "dropout", "dropout1d", "dropout2d", "dropout3d", "alphadropout", "droppath"})
+
+
+def _kind(module: Any) -> str:
+    return type(module).__name__.lower()
+
+
+def _owns_tensors(module: Any) -> bool:
+    return any(True for _ in module.parameters()) or any(True for _ in module.buffers())
+
+
+def _computing_children(module: Any) -> list[tuple[str, Any]]:
+    """Direct children that own no tensor and compute something (activations, pools), in order."""
+    return [(n, c) for n, c in module.named_children() if not _owns_tensors(c) and _kind(c) not in NO_OP_KINDS]
+
+
+def fusion_candidates(torch_model: Any, paddle_model: Any, pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """Per paired reference module, its computing children whose kind none of the Paddle layer's
+    children has (full names): what it may compute beyond our layer. Whether it does (its output
+    is such a child's output) is seen while the model runs."""
+    modules, layers = dict(torch_model.named_modules()), dict(paddle_model.named_sublayers(include_self=True))
+    out: dict[str, list[str]] = {}
+    for t, p in pairs:
+        ours = {_kind(c) for _, c in _computing_children(layers[p])}
+        extra = [f"{t}.{n}" if t else n for n, c in _computing_children(modules[t]) if _kind(c) not in ours]
+        if extra:
+            out[t] = extra
+    return out
+
+
+def _fused_children(t_rec: _Recorder, candidates: dict[str, list[str]]) -> dict[tuple[str, int], str]:
+    """``(torch module, call) -> child`` where the module's output *is* that child's output."""
+    found: dict[tuple[str, int], str] = {}
+    for (name, call), (_, outs) in t_rec.objects.items():
+        if name not in candidates or not outs:
+            continue
+        for child in candidates[name]:
+            if any(o and o[0] is outs[0] for (n, _), (_, o) in t_rec.objects.items() if n == child):
+                found[(name, call)] = child
+    return found
+
+
+def _consumer(p_rec: _Recorder, producer: tuple[str, int], kind: str, kinds: dict[str, str]) -> tuple[str, int] | None:
+    """The Paddle call of a layer of ``kind`` whose first input is ``producer``'s first output."""
+    outs = p_rec.objects.get(producer, ([], []))[1]
+    if not outs:
+        return None
+    for (name, call), (ins, _) in p_rec.objects.items():
+        if kinds.get(name) == kind and ins and ins[0] is outs[0]:
+            return name, call
+    return None
+
+
 # --- running both models with hooks ------------------------------------------------------
 def _tensors(out: Any, is_tensor: Callable[[Any], bool]) -> list[Any]:
     """The floating-point tensors of a module output (a tensor, or a tuple/list/dict of them)."""
@@ -172,20 +235,27 @@ def _is_paddle_tensor(x: Any) -> bool:
 
 
 class _Recorder:
-    """Outputs (and their gradients) of hooked modules, per module name, in call order."""
+    """Outputs (and their gradients) of hooked modules, per module name, in call order. For the
+    modules in ``keep`` it also holds the tensor objects in and out of each call (alive, so that
+    identity says which call consumed which output), for pairing fused modules."""
 
-    def __init__(self, want_grads: bool) -> None:
+    def __init__(self, want_grads: bool, keep: frozenset[str] = frozenset()) -> None:
         self.want_grads = want_grads
+        self.keep = keep
         self.outputs: dict[str, list[list[np.ndarray]]] = {}
+        self.objects: dict[tuple[str, int], tuple[list[Any], list[Any]]] = {}  # (name, call) -> (inputs, outputs)
         self.grads: dict[tuple[str, int, int], np.ndarray] = {}
         self.order: list[tuple[str, int]] = []          # (name, call) in execution order
         self.grad_order: list[tuple[str, int, int]] = []  # (name, call, output) in backward order
 
-    def record(self, name: str, tensors: list[Any], requires_grad: Callable[[Any], bool]) -> None:
+    def record(self, name: str, tensors: list[Any], requires_grad: Callable[[Any], bool],
+               inputs: Sequence[Any] = ()) -> None:
         calls = self.outputs.setdefault(name, [])
         call = len(calls)
         calls.append([as_numpy(t) for t in tensors])
         self.order.append((name, call))
+        if name in self.keep:
+            self.objects[(name, call)] = (list(inputs), list(tensors))
         if not self.want_grads:
             return
         for i, t in enumerate(tensors):
@@ -214,7 +284,7 @@ def _run_torch(model: Any, names: list[str], xs: list[np.ndarray], call: Callabl
     first = next(model.parameters(), None)
     dev = first.device if first is not None else torch.device("cpu")
     handles = [modules[n].register_forward_hook(
-        lambda m, a, out, n=n: rec.record(n, _tensors(out, _is_torch_tensor), lambda t: t.requires_grad))
+        lambda m, a, out, n=n: rec.record(n, _tensors(out, _is_torch_tensor), lambda t: t.requires_grad, a))
         for n in names]
     weights = None
     try:
@@ -239,7 +309,7 @@ def _run_paddle(model: Any, names: list[str], xs: list[np.ndarray], call: Callab
     first = next(iter(model.parameters()), None)
     place = first.place if first is not None else None
     handles = [layers[n].register_forward_post_hook(
-        lambda m, a, out, n=n: rec.record(n, _tensors(out, _is_paddle_tensor), lambda t: not t.stop_gradient))
+        lambda m, a, out, n=n: rec.record(n, _tensors(out, _is_paddle_tensor), lambda t: not t.stop_gradient, a))
         for n in names]
     try:
         inputs = [paddle.to_tensor(x, dtype=dtype, place=place, stop_gradient=weights is None) for x in xs]
@@ -284,37 +354,86 @@ def compare(torch_model: Any, paddle_model: Any, inputs: np.ndarray | Sequence[n
     dtype, device = model_dtype_device(paddle_model)
     tol = tol or tolerance("model", dtype, device)
     pairs, unpaired = pair_modules(torch_model, paddle_model, source)
-    t_rec, p_rec = _Recorder(backward), _Recorder(backward)
-    t_out, weights = _run_torch(torch_model, [t for t, _ in pairs], xs, call, dtype, backward, seed, t_rec)
-    p_out = _run_paddle(paddle_model, [p for _, p in pairs], xs, call, dtype, weights, p_rec)
+    to_paddle = dict(pairs)
+    candidates = fusion_candidates(torch_model, paddle_model, pairs)
+    t_children = sorted({c for cs in candidates.values() for c in cs})
+    kinds = _fusable_layers(paddle_model, torch_model, t_children)
+    t_rec = _Recorder(backward, keep=frozenset(candidates) | frozenset(t_children))
+    p_rec = _Recorder(backward, keep=frozenset(to_paddle[t] for t in candidates) | frozenset(kinds))
+    t_out, weights = _run_torch(torch_model, [t for t, _ in pairs] + t_children, xs, call, dtype, backward, seed, t_rec)
+    p_out = _run_paddle(paddle_model, list(dict.fromkeys([p for _, p in pairs] + sorted(kinds))), xs, call, dtype,
+                        weights, p_rec)
     if len(t_out) != len(p_out):
         raise ValueError(f"the models return different numbers of tensors: torch {len(t_out)}, paddle {len(p_out)}")
 
-    to_paddle = dict(pairs)
     report = LayerwiseReport(tol, dtype, device, forward=[], unpaired=unpaired)
+    targets, labels = _targets(t_rec, p_rec, to_paddle, candidates, kinds, torch_model, report)
+    t_rec.objects.clear(), p_rec.objects.clear()  # the tensors themselves are no longer needed
     for t_name, call_no in t_rec.order:
-        p_name = to_paddle[t_name]
+        if t_name not in to_paddle:
+            continue  # a child hooked only to see what its parent's output is
+        p_name, p_call = targets.get((t_name, call_no), (to_paddle[t_name], call_no))
+        shown = labels.get((t_name, call_no), p_name)
         p_calls = p_rec.outputs.get(p_name, [])
-        if call_no >= len(p_calls):
+        if p_call >= len(p_calls):
             report.notes.append(f"{_show(p_name)}: called {len(t_rec.outputs[t_name])}x in torch, "
                                 f"{len(p_calls)}x in paddle (only calls made by both are compared)")
             continue
-        t_outs, p_outs = t_rec.outputs[t_name][call_no], p_calls[call_no]
+        t_outs, p_outs = t_rec.outputs[t_name][call_no], p_calls[p_call]
         if len(t_outs) != len(p_outs) and call_no == 0:
             report.notes.append(f"{_show(p_name)}: {len(t_outs)} output tensor(s) in torch, {len(p_outs)} in "
                                 f"paddle (the first {min(len(t_outs), len(p_outs))} compared)")
         for i, (t, p) in enumerate(zip(t_outs, p_outs)):
-            _add_row(report.forward, _label(p_name, call_no, i), _label(t_name, call_no, i), t, p, tol)
+            _add_row(report.forward, _label(shown, call_no, i), _label(t_name, call_no, i), t, p, tol)
 
     if backward:
         for key in t_rec.grad_order:
             t_name, call_no, i = key
-            p_key = (to_paddle[t_name], call_no, i)
-            if p_key in p_rec.grads:
-                _add_row(report.backward, "grad of " + _label(*p_key), "grad of " + _label(*key),
-                         t_rec.grads[key], p_rec.grads[p_key], tol)
+            if t_name not in to_paddle:
+                continue
+            p_name, p_call = targets.get((t_name, call_no), (to_paddle[t_name], call_no))
+            shown = labels.get((t_name, call_no), p_name)
+            if (p_name, p_call, i) in p_rec.grads:
+                _add_row(report.backward, "grad of " + _label(shown, call_no, i), "grad of " + _label(*key),
+                         t_rec.grads[key], p_rec.grads[(p_name, p_call, i)], tol)
         report.params = _param_grads(torch_model, paddle_model, source, tol)
     return report
+
+
+def _fusable_layers(paddle_model: Any, torch_model: Any, t_children: Sequence[str]) -> dict[str, str]:
+    """``{Paddle layer name: kind}`` of the tensor-free layers whose kind a candidate child has."""
+    modules = dict(torch_model.named_modules())
+    wanted = {_kind(modules[c]) for c in t_children}
+    return {n: _kind(layer) for n, layer in paddle_model.named_sublayers()
+            if _kind(layer) in wanted and not _owns_tensors(layer)}
+
+
+def _targets(t_rec: _Recorder, p_rec: _Recorder, to_paddle: dict[str, str], candidates: dict[str, list[str]],
+             kinds: dict[str, str], torch_model: Any, report: LayerwiseReport
+             ) -> tuple[dict[tuple[str, int], tuple[str, int]], dict[tuple[str, int], str]]:
+    """For each call of a fused reference module: the Paddle call that computes the same (the layer
+    of the child's kind that consumed our layer's output) and the row's label; notes where none did."""
+    modules = dict(torch_model.named_modules())
+    targets: dict[tuple[str, int], tuple[str, int]] = {}
+    labels: dict[tuple[str, int], str] = {}
+    covered_t, covered_p = set(), set()
+    for (t_name, call_no), child in sorted(_fused_children(t_rec, candidates).items()):
+        p_name, kind = to_paddle[t_name], _kind(modules[child])
+        found = _consumer(p_rec, (p_name, call_no), kind, kinds)
+        if found is None:
+            if call_no == 0:
+                report.notes.append(f"{_show(p_name)}: the reference's {t_name} also applies its {child} ({kind}), "
+                                    f"and no Paddle {kind} layer takes {_show(p_name)}'s output: compared as they are")
+            continue
+        targets[(t_name, call_no)] = found
+        labels[(t_name, call_no)] = f"{_show(p_name)}+{found[0]}"
+        covered_t.add(child), covered_p.add(found[0])
+    report.unpaired = {"torch": [n for n in report.unpaired["torch"] if n not in covered_t],
+                       "paddle": [n for n in report.unpaired["paddle"] if n not in covered_p]}
+    if covered_t:
+        report.notes.append(f"{len(targets)} fused pair(s): a reference module that also applies its activation is "
+                            "compared with our layer followed by our activation (shown as layer+activation)")
+    return targets, labels
 
 
 def _param_grads(torch_model: Any, paddle_model: Any, source: str, tol: Tolerance) -> list[LayerDiff]:
@@ -354,10 +473,14 @@ def _add_row(rows: list[LayerDiff], name: str, ref_name: str, ref: Any, got: Any
 def prepare(torch_model: Any, paddle_model: Any, device: str = "cpu", dtype: str = "float32") -> None:
     """Put both models on ``device`` ('cpu' or 'gpu') in ``dtype``, in eval mode.
 
-    Half precision casts every parameter and every op of both models to the half type
-    (``model.to(dtype)`` in both): autocast is not used because torch's and Paddle's autocast
-    lists differ (which ops stay in float32), so an autocast run would compare the lists, not
-    the port. GPU fp32 runs with TF32 off in both frameworks (the policy's GPU rows assume it).
+    Half precision casts every floating-point parameter and buffer of both models to the half
+    type: autocast is not used because torch's and Paddle's autocast lists differ (which ops stay
+    in float32), so an autocast run would compare the lists, not the port. ``float64`` is for
+    weights whose fp32 outputs are decided by rounding (see ``tolerances``, ill-conditioned
+    weights); the reference's norm epsilons are then rounded to float32, as Paddle stores them
+    (``match_float32_eps``; the torch model keeps them). Integer buffers (Swin's index tables)
+    keep their type. GPU fp32 runs with TF32 off in both frameworks (the policy's GPU rows
+    assume it).
     """
     import paddle
     import torch
@@ -366,17 +489,44 @@ def prepare(torch_model: Any, paddle_model: Any, device: str = "cpu", dtype: str
         disable_tf32()
     torch_model.to(device="cuda" if device == "gpu" else "cpu", dtype=getattr(torch, dtype)).eval()
     place = paddle.CUDAPlace(0) if device == "gpu" else paddle.CPUPlace()
-    paddle_model.to(device=place, dtype=dtype)
+    paddle_model.to(device=place)
+    # Not Layer.to(dtype=...): it casts integer buffers too (Swin's gather indices became floats
+    # that hold no memory, and `paddle-vit diff` of any Swin crashed). floating_only is what
+    # Paddle's own Layer.float16() passes.
+    paddle_model.apply(lambda layer: layer._to_impl(dtype=dtype, floating_only=True, include_sublayers=False))
     paddle_model.eval()
+    if dtype == "float64":
+        match_float32_eps(torch_model)
+
+
+def match_float32_eps(torch_model: Any) -> int:
+    """Round every ``eps`` of the reference's modules (norms) to float32, in place; returns how many.
+
+    Paddle keeps a norm's epsilon as a float32 op attribute (BatchNorm's 1e-3 becomes
+    1.0000000475e-3), torch as a Python float. In float32 both add the same float32 number; in
+    float64 torch would add the exact one, and the two differ by that rounding from the first
+    norm on (4.4e-11 after an EfficientNet's stem, amplified to 5e-2 at an SE gate of
+    ill-conditioned weights) instead of by float64 rounding (2.9e-16 there, 8e-8 at the gate).
+    """
+    changed = 0
+    for module in torch_model.modules():
+        eps = getattr(module, "eps", None)
+        if isinstance(eps, float) and float(np.float32(eps)) != eps:
+            module.eps = float(np.float32(eps))
+            changed += 1
+    return changed
+
+
+DTYPES = ("float32", "float64", "float16", "bfloat16")
 
 
 def check_settings(device: str, dtype: str) -> None:
     """Raise ``ValueError`` unless ``device``/``dtype`` is a combination both frameworks can run here."""
     if device not in ("cpu", "gpu"):
         raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
-    if dtype not in ("float32", "float16", "bfloat16"):
-        raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype!r}")
-    if dtype != "float32" and device == "cpu":
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if dtype in ("float16", "bfloat16") and device == "cpu":
         raise ValueError(f"{dtype} needs device 'gpu': Paddle's CPU kernels (e.g. layer_norm) "
                          "are float32/float64 only")
     if device == "gpu":
