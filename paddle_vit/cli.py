@@ -1,4 +1,4 @@
-"""``paddle-vit``: one command, one subcommand per tool (``diff``, ``bench``; others register the same way)."""
+"""``paddle-vit``: one command, one subcommand per tool (``diff``, ``bench``, ``finetune``; others register the same way)."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +12,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "compare a model with its torch reference layer by layer; report the first diverging layer"),
     "bench": ("paddle_vit.bench",
               "time every Paddle path against torch_ref and timm side by side (throughput, memory, ratios)"),
+    "finetune": ("paddle_vit.train.cli",
+                 "fine-tune a model on an image folder with the EfficientNetV2 tutorial's recipe (one process or many)"),
 }
 
 
