@@ -158,10 +158,11 @@ def to_array(img, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
 
 def train_transform(img, crop: Crop, size: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """Crop ``crop`` out of ``img``, resize it to ``size x size`` (PIL bilinear, antialiased as
-    torchvision's on PIL images), flip if asked -> ``[3, size, size]``."""
+    torchvision's on PIL images), flip if asked -> ``[3, size, size]``. Cropped first, as torchvision:
+    PIL's ``resize(box=...)`` would let the filter read pixels beyond the box."""
     from PIL import Image
     box = (crop.left, crop.top, crop.left + crop.width, crop.top + crop.height)
-    out = img.resize((size, size), Image.BILINEAR, box=box)
+    out = img.crop(box).resize((size, size), Image.BILINEAR)
     if crop.flip:
         out = out.transpose(Image.FLIP_LEFT_RIGHT)
     return to_array(out, mean, std)

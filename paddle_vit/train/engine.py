@@ -6,6 +6,7 @@ is ``torch_ref.train.engine.finetune``, with the same functions and the same dat
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from paddle_vit.train.data import (DatasetError, ImageFolderDataset, eval_batche
                                    train_batches)
 from paddle_vit.train.pretrained import load_for_finetune
 from paddle_vit.train.recipe import FIXED_INPUT, Recipe, cosine_factor, epoch_seed, trainable
-from paddle_vit.train.runs import CheckpointError, check_resumable
+from paddle_vit.train.runs import CheckpointError, check_resumable, remove_leftovers
 from paddle_vit.variants import model_kwargs
 
 FRAMEWORK = "paddle"
@@ -170,7 +171,7 @@ def prepare(recipe: Recipe | None = None, **kwargs: Any) -> Run:
               ImageFolderDataset(val_split, val_size, mean, std, train=False),
               classes, names, (mean, std), notes=notes)
     if resume is not None:
-        check_resumable(resume.record, recipe.as_dict(), list(classes), FRAMEWORK, recipe.out)
+        check_resumable(resume.record, recipe.as_dict(), list(classes), FRAMEWORK, world.size, recipe.out)
         ckpt.restore(resume, model, optimizer)
         run.start_epoch, run.history = int(resume.record["epoch"]), list(resume.record["history"])
         if scheduler.last_epoch != run.start_epoch:
@@ -257,7 +258,8 @@ def evaluate(run: Run) -> tuple[float, float]:
 
 
 def record_meta(run: Run) -> dict[str, Any]:
-    return dict(framework=FRAMEWORK, model=run.recipe.model, classes=list(run.classes), recipe=run.recipe.as_dict(),
+    return dict(framework=FRAMEWORK, writer=dict(rank=run.world.rank, pid=os.getpid(), processes=run.world.size),
+                model=run.recipe.model, classes=list(run.classes), recipe=run.recipe.as_dict(),
                 normalization=[list(run.normalization[0]), list(run.normalization[1])], history=run.history,
                 trainable=run.trainable)
 
@@ -269,6 +271,7 @@ def run_epochs(run: Run, on_step: StepHook | None = None) -> Run:
     recipe, world = run.recipe, run.world
     if world.main:
         run.run_dir.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(run.run_dir)
     net = distributed.wrap(run.model, world)
     last = recipe.epochs if recipe.stop_after is None else min(recipe.epochs, run.start_epoch + recipe.stop_after)
     for epoch in range(run.start_epoch, last):
@@ -294,6 +297,8 @@ def finetune(recipe: Recipe | None = None, on_step: StepHook | None = None, **kw
     """Fine-tune ``recipe.model`` on ``recipe.data`` (see ``Recipe`` for the fields, which may also
     be passed as keyword arguments). Returns ``{'history', 'classes', 'run_dir', 'final_val_acc'}``."""
     run = prepare(recipe, **kwargs)
+    print(f"process {run.world.rank} of {run.world.size}, pid {os.getpid()}"
+          + ("" if run.world.main else ": trains, writes nothing"), file=sys.stderr, flush=True)
     say(run.world, *run.notes,
         f"{run.recipe.model}: {len(run.trainable)} trainable tensors "
         f"({'classifier only' if run.recipe.freeze_layers else 'all'}), {len(run.classes)} classes, "

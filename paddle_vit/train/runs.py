@@ -72,14 +72,17 @@ def committed_file(run_dir: str | os.PathLike, record: Mapping[str, Any], role: 
 
 
 def check_resumable(record: Mapping[str, Any], recipe: Mapping[str, Any], classes: list[str], framework: str,
-                    run_dir: str | os.PathLike) -> None:
-    """The committed run must be this one: same framework, model, classes and recipe (fields that
-    change the computation; ``recipe.RESUMABLE`` may differ). One message lists every difference."""
+                    processes: int, run_dir: str | os.PathLike) -> None:
+    """The committed run must be this one: same framework, model, classes, number of processes (the
+    global batch is ``batch_size`` times it) and recipe (fields that change the computation;
+    ``recipe.RESUMABLE`` may differ). One message lists every difference."""
     saved = record.get("recipe", {})
     recipe = json.loads(json.dumps(recipe))  # tuples as the record holds them (lists)
     problems = []
     if record.get("framework") != framework:
         problems.append(f"it was written by {record.get('framework')!r}, this is {framework!r}")
+    if record.get("writer", {}).get("processes") != processes:
+        problems.append(f"it ran on {record.get('writer', {}).get('processes')} process(es), this on {processes}")
     if record.get("classes") != list(classes):
         problems.append(f"classes {record.get('classes')} there, {list(classes)} in this dataset")
     for key in sorted(set(saved) | set(recipe)):
@@ -88,3 +91,12 @@ def check_resumable(record: Mapping[str, Any], recipe: Mapping[str, Any], classe
     if problems:
         raise CheckpointError(f"cannot resume {run_dir}: its checkpoint (epoch {record.get('epoch')}) is from another "
                               "run: " + "; ".join(problems) + " (use another --out to start a new run)")
+
+
+def remove_leftovers(run_dir: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files a killed run left (``atomic_output``'s ``.<name>.*.tmp`` of this
+    run's own files); the committed files are never touched."""
+    stale = [p for p in Path(run_dir).glob(".*.tmp") if p.name.startswith((".epoch-", ".last.json.", ".curves."))]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale

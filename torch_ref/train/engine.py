@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from paddle_vit.train.curves import format_row, write_csv, write_plot
 from paddle_vit.train.data import (DatasetError, ImageFolderDataset, eval_batches, global_batch_sizes, scan_dataset,
                                    train_batches)
 from paddle_vit.train.recipe import FIXED_INPUT, Recipe, cosine_factor, epoch_seed, trainable
-from paddle_vit.train.runs import CheckpointError, check_resumable
+from paddle_vit.train.runs import CheckpointError, check_resumable, remove_leftovers
 from paddle_vit.variants import model_kwargs
 from torch_ref.registry import create_model
 from torch_ref.train import checkpoint as ckpt
@@ -162,7 +163,7 @@ def prepare(recipe: Recipe | None = None, **kwargs: Any) -> Run:
               ImageFolderDataset(val_split, val_size, mean, std, train=False),
               classes, names, (mean, std), device, notes=notes)
     if resume is not None:
-        check_resumable(resume.record, recipe.as_dict(), list(classes), FRAMEWORK, recipe.out)
+        check_resumable(resume.record, recipe.as_dict(), list(classes), FRAMEWORK, world.size, recipe.out)
         ckpt.restore(resume, model, optimizer, scheduler)
         run.start_epoch, run.history = int(resume.record["epoch"]), list(resume.record["history"])
         notes.append(f"resumed {recipe.out} after epoch {run.start_epoch}")
@@ -240,7 +241,7 @@ def evaluate(run: Run) -> tuple[float, float]:
 
 
 def record_meta(run: Run) -> dict[str, Any]:
-    return dict(framework=FRAMEWORK, model=run.recipe.model, classes=list(run.classes), recipe=run.recipe.as_dict(),
+    return dict(framework=FRAMEWORK, writer=dict(rank=0, pid=os.getpid(), processes=1), model=run.recipe.model, classes=list(run.classes), recipe=run.recipe.as_dict(),
                 normalization=[list(run.normalization[0]), list(run.normalization[1])], history=run.history,
                 trainable=run.trainable)
 
@@ -248,6 +249,7 @@ def record_meta(run: Run) -> dict[str, Any]:
 def run_epochs(run: Run, on_step: StepHook | None = None) -> Run:
     recipe = run.recipe
     run.run_dir.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(run.run_dir)
     last = recipe.epochs if recipe.stop_after is None else min(recipe.epochs, run.start_epoch + recipe.stop_after)
     for epoch in range(run.start_epoch, last):
         t0 = time.perf_counter()
