@@ -1,10 +1,11 @@
 """A tiny image-classification dataset drawn with numpy, for tests and the README's example.
 
 Four classes of shapes (``disc``, ``square``, ``triangle``, ``stripes``), each a random size,
-place and colour on a random background with noise, in images of varying size (so the resize
+place and colour on a random background with noise (or, ``--kind textures``, four textures:
+horizontal and vertical stripes, checks, dots, each of random period, phase and colours), in images of varying size (so the resize
 and crop paths are exercised), written as PNG in the ``ImageFolder`` layout:
 
-    python -m paddle_vit.train.toydata DIR [--train 24] [--val 8] [--seed 0]
+    python -m paddle_vit.train.toydata DIR [--train 24] [--val 8] [--seed 0] [--kind shapes|textures]
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 CLASSES = ("disc", "square", "triangle", "stripes")
+TEXTURES = ("hstripes", "vstripes", "checks", "dots")  # --kind textures: told apart by local statistics
 
 
 def _mask(kind: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
@@ -35,7 +37,17 @@ def _mask(kind: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
         period = rng.uniform(4.0, 8.0)
         angle = rng.uniform(0, np.pi)
         return np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period) > 0
-    raise ValueError(f"unknown shape {kind!r}; known: {CLASSES}")
+    period, phase = rng.uniform(5.0, 9.0), rng.uniform(0, 2 * np.pi)
+    wave = lambda t: np.sin(t * 2 * np.pi / period + phase) > 0  # noqa: E731
+    if kind == "hstripes":
+        return wave(yy)
+    if kind == "vstripes":
+        return wave(xx)
+    if kind == "checks":
+        return wave(xx) ^ wave(yy)
+    if kind == "dots":
+        return (np.sin(xx * 2 * np.pi / period + phase) + np.sin(yy * 2 * np.pi / period + phase)) > 0.8
+    raise ValueError(f"unknown shape {kind!r}; known: {CLASSES + TEXTURES}")
 
 
 def draw(kind: str, rng: np.random.Generator) -> np.ndarray:
@@ -70,8 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train", type=int, default=24, help="training images per class (default 24)")
     p.add_argument("--val", type=int, default=8, help="validation images per class (default 8)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kind", choices=("shapes", "textures"), default="shapes",
+                   help=f"shapes: {', '.join(CLASSES)}; textures: {', '.join(TEXTURES)}")
     args = p.parse_args(argv)
-    root = make_dataset(args.root, args.train, args.val, args.seed)
+    root = make_dataset(args.root, args.train, args.val, args.seed, CLASSES if args.kind == "shapes" else TEXTURES)
     print(f"wrote {len(CLASSES)} classes x ({args.train} train + {args.val} val) images to {root}")
     return 0
 
