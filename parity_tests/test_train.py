@@ -127,7 +127,7 @@ def test_both_loaders_yield_the_same_batches(dataset):
     p_sampler.set_epoch(1)
     t_sampler = TE.EpochBatchSampler(run.train_set, 8, TE.World(), 0, train=True)
     t_sampler.set_epoch(1)
-    pairs = list(zip(PE.loader(run.train_set, p_sampler, 0), TE.loader(run.train_set, t_sampler, 0)))
+    pairs = list(zip(PE.loader(run.train_set, p_sampler, 2), TE.loader(run.train_set, t_sampler, 0)))  # 2 workers
     assert len(pairs) == 6
     for (px, py), (tx, ty) in pairs:
         assert np.array_equal(px.numpy(), tx.numpy()) and np.array_equal(py.numpy(), ty.numpy())
@@ -204,19 +204,22 @@ def _weights(path: Path) -> dict[str, np.ndarray]:
     return read_pdparams(path)
 
 
-def test_resume_continues_exactly(dataset, checkpoints, tmp_path):
-    """Stopped after epoch 1 and resumed (a new model, a new optimizer, other Paddle parameter
-    names), the run ends with the bits of an uninterrupted one."""
+@pytest.mark.parametrize("tree", ["paddle", "torch"])
+def test_resume_continues_exactly(dataset, checkpoints, tmp_path, tree):
+    """Stopped after epoch 1 and resumed (a new model and optimizer; in Paddle, other global
+    parameter names), the run ends with the bits of an uninterrupted one, in both trees."""
+    engine, suffix = (PE, "pdparams") if tree == "paddle" else (TE, "pth")
+    load = _weights if tree == "paddle" else (lambda p: {k: v.numpy() for k, v in torch.load(p, weights_only=True).items()})
     kwargs = recipe_kwargs(dataset, tmp_path / "straight", VIT, checkpoints["vit"], epochs=3, freeze_layers=False)
-    PE.finetune(**kwargs)
+    engine.finetune(**kwargs)
     kwargs["out"] = str(tmp_path / "stopped")
-    PE.finetune(**{**kwargs, "stop_after": 1})
+    engine.finetune(**{**kwargs, "stop_after": 1})
     assert read_pointer(tmp_path / "stopped")["epoch"] == 1
     with pytest.raises(CheckpointError, match="pass --resume"):
-        PE.finetune(**kwargs)
-    PE.finetune(**{**kwargs, "resume": True, "checkpoint": None})
-    a, b = _weights(tmp_path / "straight" / "epoch-003.pdparams"), _weights(tmp_path / "stopped" / "epoch-003.pdparams")
-    assert all(np.array_equal(a[k], b[k]) for k in a)
+        engine.finetune(**kwargs)
+    engine.finetune(**{**kwargs, "resume": True, "checkpoint": None})
+    a, b = load(tmp_path / "straight" / f"epoch-003.{suffix}"), load(tmp_path / "stopped" / f"epoch-003.{suffix}")
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     assert read_csv(tmp_path / "straight" / "curves.csv") == read_csv(tmp_path / "stopped" / "curves.csv")
 
 
@@ -315,6 +318,28 @@ def test_num_classes_must_match_the_folders(dataset, tmp_path):
     with pytest.raises(D.DatasetError, match=r"--num-classes 5 but .*train has 4 class folders: disc, square, "
                                              r"stripes, triangle"):
         PE.prepare(**recipe_kwargs(dataset, tmp_path / "r", VIT, None, num_classes=5))
+
+
+@pytest.mark.parametrize("suffix", [".pdparams", ".safetensors"])
+def test_paddle_checkpoint_loads_into_a_new_head(dataset, checkpoints, tmp_path, suffix, capsys):
+    """A Paddle-layout file (converted once, 1000 classes) into a 4-class model: the classifier is
+    dropped and reported, every other tensor is the file's, the new head is the seed's init."""
+    from paddle_vit import create_model
+    from paddle_vit.convert import save_paddle
+    from paddle_vit.train.recipe import new_head_value
+    name, overrides = EFFNET
+    source = create_model(name, pretrained=checkpoints["effnet"], img_size=IMG, **overrides)
+    path = tmp_path / f"effnet{suffix}"
+    save_paddle({k: v.numpy() for k, v in source.state_dict().items()}, path)
+    run = PE.prepare(**recipe_kwargs(dataset, tmp_path / "r", EFFNET, path))
+    assert "dropped classifier.weight [64, 1000]: the new classifier classifier.weight needs [64, 4]" in "\n".join(run.notes)
+    got, want = run.model.state_dict(), source.state_dict()
+    for key in got:
+        if key.startswith("classifier."):
+            init = new_head_value(key, [4, 64] if key.endswith("weight") else [4], 0)
+            assert np.array_equal(got[key].numpy(), init.T if key.endswith("weight") else init)
+        else:
+            assert np.array_equal(got[key].numpy(), want[key].numpy()), key
 
 
 def test_checkpoint_of_another_backbone_is_refused_whole(dataset, checkpoints, tmp_path):

@@ -95,7 +95,7 @@ def bench_model(name: str, args: argparse.Namespace) -> dict:
     first = {"paddle": paddle_step(), "torch": torch_step()}
     times: dict[str, list[float]] = {"paddle": [], "torch": []}
     for r in range(args.warmup + args.repeats):
-        order = (("paddle", paddle_step), ("torch", torch_step)) if r % 2 == 0 else (("torch", torch_step), ("paddle", paddle_step))
+        order = [("paddle", paddle_step), ("torch", torch_step)][::1 if r % 2 == 0 else -1]
         for path, step in order:
             t0 = time.perf_counter()
             step()

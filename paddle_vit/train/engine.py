@@ -149,6 +149,8 @@ def prepare(recipe: Recipe | None = None, **kwargs: Any) -> Run:
     if recipe.num_classes is not None and recipe.num_classes != len(classes):
         raise DatasetError(f"--num-classes {recipe.num_classes} but {train_split.root} has {len(classes)} class "
                            f"folders: {', '.join(classes)}")
+    if len(train_split.samples) < world.size:
+        raise DatasetError(f"{train_split.root} has {len(train_split.samples)} images, fewer than the {world.size} processes")
     paddle.seed(recipe.seed)
     model, train_size, val_size = build_model(recipe, len(classes))
     resume = ckpt.load_last(recipe.out)
@@ -297,8 +299,9 @@ def finetune(recipe: Recipe | None = None, on_step: StepHook | None = None, **kw
     """Fine-tune ``recipe.model`` on ``recipe.data`` (see ``Recipe`` for the fields, which may also
     be passed as keyword arguments). Returns ``{'history', 'classes', 'run_dir', 'final_val_acc'}``."""
     run = prepare(recipe, **kwargs)
-    print(f"process {run.world.rank} of {run.world.size}, pid {os.getpid()}"
-          + ("" if run.world.main else ": trains, writes nothing"), file=sys.stderr, flush=True)
+    if run.world.size > 1:
+        print(f"process {run.world.rank} of {run.world.size}, pid {os.getpid()}"
+              + ("" if run.world.main else ": trains, writes nothing"), file=sys.stderr, flush=True)
     say(run.world, *run.notes,
         f"{run.recipe.model}: {len(run.trainable)} trainable tensors "
         f"({'classifier only' if run.recipe.freeze_layers else 'all'}), {len(run.classes)} classes, "

@@ -241,7 +241,8 @@ def evaluate(run: Run) -> tuple[float, float]:
 
 
 def record_meta(run: Run) -> dict[str, Any]:
-    return dict(framework=FRAMEWORK, writer=dict(rank=0, pid=os.getpid(), processes=1), model=run.recipe.model, classes=list(run.classes), recipe=run.recipe.as_dict(),
+    return dict(framework=FRAMEWORK, writer=dict(rank=0, pid=os.getpid(), processes=1), model=run.recipe.model,
+                classes=list(run.classes), recipe=run.recipe.as_dict(),
                 normalization=[list(run.normalization[0]), list(run.normalization[1])], history=run.history,
                 trainable=run.trainable)
 
