@@ -25,9 +25,9 @@ from paddle_vit.convert.io import read_pdparams
 from paddle_vit.parity import assert_close, tolerance
 from paddle_vit.train import data as D
 from paddle_vit.train.curves import read_csv
-from paddle_vit.train.recipe import Recipe, cosine_factor
+from paddle_vit.train.recipe import Recipe, classifier_prefix, cosine_factor
 from paddle_vit.train.runs import CheckpointError, read_pointer
-from train_helpers import EFFNET, IMG, VIT, Snapshots, recipe_kwargs, torch_checkpoint, toy_dataset
+from train_helpers import EFFNET, IMG, SWIN, VIT, Snapshots, recipe_kwargs, torch_checkpoint, toy_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,8 @@ def dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("ckpt")
-    return {name: torch_checkpoint(root / f"{name}.pth", model) for name, model in (("effnet", EFFNET), ("vit", VIT))}
+    return {name: torch_checkpoint(root / f"{name}.pth", model)
+            for name, model in (("effnet", EFFNET), ("vit", VIT), ("swin", SWIN))}
 
 
 # --- the recipe and the schedule ---------------------------------------------------------
@@ -135,7 +136,8 @@ def test_both_loaders_yield_the_same_batches(dataset):
 
 
 # --- N steps of the recipe in both frameworks ------------------------------------------------
-@pytest.mark.parametrize("model,freeze", [(EFFNET, True), (VIT, False)], ids=["effnet-frozen", "vit-all-layers"])
+@pytest.mark.parametrize("model,freeze", [(EFFNET, True), (VIT, False), (SWIN, False)],
+                         ids=["effnet-frozen", "vit-all-layers", "swin-all-layers"])
 def test_steps_match_torch(dataset, checkpoints, tmp_path, model, freeze):
     """The recipe's 12 steps (2 epochs x 6) in Paddle and in torch_ref, each on its own trajectory
     from the same checkpoint (torch -> converter -> Paddle) and the same batches (augmented by the
@@ -143,7 +145,7 @@ def test_steps_match_torch(dataset, checkpoints, tmp_path, model, freeze):
     step, and the learning rate of each epoch, within the model row. Measured worst after 12 steps:
     4.3e-6 (EfficientNetV2, classifier only, BatchNorm statistics updating), 7e-7 (ViT, all layers).
     Frozen parameters stay bit-identical to the checkpoint on both sides."""
-    ckpt = checkpoints["effnet" if model is EFFNET else "vit"]
+    ckpt = checkpoints[{EFFNET[0]: "effnet", VIT[0]: "vit", SWIN[0]: "swin"}[model[0]]]
     snaps = {"paddle": Snapshots(), "torch": Snapshots()}
     results = {}
     for tree, engine in (("paddle", PE), ("torch", TE)):
@@ -153,7 +155,7 @@ def test_steps_match_torch(dataset, checkpoints, tmp_path, model, freeze):
     t_model = TE.build_model(Recipe(data="", model=model[0], overrides=model[1], img_size=IMG), 4)[0]
     p_model = PE.build_model(Recipe(data="", model=model[0], overrides=model[1], img_size=IMG), 4)[0]
     routes = plan_for(t_model.state_dict(), p_model, "torch_ref")
-    trained = {r.src for r in routes if r.src.startswith(model_head(model)) or not freeze}
+    trained = {r.src for r in routes if r.src.startswith(classifier_prefix(p_model.family)) or not freeze}
     p_snaps, t_snaps = snaps["paddle"], snaps["torch"]
     assert len(p_snaps.losses) == len(t_snaps.losses) == 12
     start = torch.load(ckpt, weights_only=True)
@@ -175,10 +177,6 @@ def test_steps_match_torch(dataset, checkpoints, tmp_path, model, freeze):
     for p_row, t_row in zip(results["paddle"]["history"], results["torch"]["history"]):
         assert p_row["lr"] == t_row["lr"] == pytest.approx(0.05 * cosine_factor(p_row["epoch"] - 1, 2, 0.01))
         assert_close(t_row["val_loss"], p_row["val_loss"], tol, f"val loss of epoch {p_row['epoch']}")
-
-
-def model_head(model: tuple[str, dict]) -> str:
-    return "classifier." if model is EFFNET else "head."
 
 
 # --- what a run writes, and resuming ---------------------------------------------------------
@@ -360,6 +358,23 @@ def test_cli_bad_input_is_one_message(dataset, tmp_path, capsys):
     assert cli_main(["finetune", "--data", str(dataset), "--model", "vit_tiny_patch16_224", "--epochs", "0"]) == 2
     assert "epochs must be >= 1" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_every_family_has_its_classifier_declared():
+    """``recipe.CLASSIFIER`` names, for every registered family, the prefix of its last Linear
+    (what a new head replaces and what stays trainable); a new family fails here until declared."""
+    import paddle_vit.models  # noqa: F401  (registers the families)
+    from paddle_vit.registry import FAMILIES, create_model
+    from paddle_vit.train.recipe import CLASSIFIER
+    from paddle_vit.variants import VARIANTS
+    for family in FAMILIES:
+        assert family in CLASSIFIER, f"family {family!r}: add its classifier prefix to paddle_vit.train.recipe.CLASSIFIER"
+        name = next(n for n, (f, _) in VARIANTS.items() if f == family)
+        with paddle.LazyGuard():
+            model = create_model(name, num_classes=7)
+        head = {k: tuple(v.shape) for k, v in model.state_dict().items() if k.startswith(CLASSIFIER[family])}
+        assert sorted(head) == [CLASSIFIER[family] + "bias", CLASSIFIER[family] + "weight"], (family, head)
+        assert head[CLASSIFIER[family] + "bias"] == (7,) and head[CLASSIFIER[family] + "weight"][1] == 7
 
 
 def test_recipe_defaults_are_the_seeds():

@@ -13,10 +13,13 @@ from paddle_vit.train.toydata import make_dataset
 from torch_ref.random_weights import randomize_
 
 IMG = 32
-# (variant, overrides): every EfficientNetV2 block kind with BatchNorm everywhere, and a ViT (LayerNorm only).
+# (variant, overrides), stochastic parts off: every EfficientNetV2 block kind (BatchNorm everywhere), a ViT
+# and a Swin (LayerNorm only).
 EFFNET = ("efficientnetv2_s", dict(channel_multiplier=0.25, depth_multiplier=0.25, num_features=64,
                                    drop_rate=0.0, drop_path_rate=0.0))
 VIT = ("vit_tiny_patch16_224", dict(patch_size=8, depth=2, embed_dim=48, num_heads=3))
+SWIN = ("swin_tiny_patch4_window7_224", dict(window_size=4, embed_dim=16, depths=(1, 1), num_heads=(2, 4),
+                                            drop_path_rate=0.0))  # shifted windows in stage 1, 4x4 map in stage 2
 
 
 def toy_dataset(root: Path, train: int = 12, val: int = 4) -> Path:

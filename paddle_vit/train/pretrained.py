@@ -3,8 +3,9 @@
 The seed keeps every tensor whose size fits the model and silently skips the rest. Here only the
 classifier may be dropped, and every dropped tensor is reported with both shapes; anything else
 that does not fit (a different backbone) is the converter's ``ConversionError`` listing every
-problem, and the model keeps its weights. A dropped classifier tensor gets a new
-initial value (``recipe.new_head_value``), which goes through the same checked conversion as the rest.
+problem, and the model keeps its weights. A dropped classifier tensor gets a new initial value
+(``recipe.new_head_value``, the same in both trees), which goes through the same checked
+conversion as the rest.
 """
 from __future__ import annotations
 
