@@ -73,3 +73,20 @@ def pos_embed_grids(shape: Sequence[int], new_size: Sequence[int], old_size: Seq
     if old[0] * old[1] != n_grid:
         raise ValueError(f"old_size {old} does not hold {n_grid} grid tokens")
     return old, new  # type: ignore[return-value]
+
+
+# --- SpatialTransformer (layers/stn.py) ---
+STN_PADDING_MODES = ("zeros", "border", "reflection")
+STN_IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+
+def check_stn_args(in_chans: int, loc_chans: Sequence[int], loc_hidden: int, pool_size: int, padding_mode: str) -> None:
+    """``SpatialTransformer``'s arguments (both trees): one message naming every bad one."""
+    problems = []
+    if in_chans < 1 or loc_hidden < 1 or pool_size < 1 or len(loc_chans) != 2 or min(loc_chans) < 1:
+        problems.append(f"need in_chans, loc_hidden, pool_size >= 1 and two loc_chans >= 1, got in_chans={in_chans}, "
+                        f"loc_chans={tuple(loc_chans)}, loc_hidden={loc_hidden}, pool_size={pool_size}")
+    if padding_mode not in STN_PADDING_MODES:
+        problems.append(f"padding_mode must be one of {STN_PADDING_MODES}, got {padding_mode!r}")
+    if problems:
+        raise ValueError("SpatialTransformer: " + "; ".join(problems))

@@ -1,4 +1,4 @@
-"""``paddle-vit``: one command, one subcommand per tool (``diff``, ``bench``, ``predict``, ``export``; others register the same way)."""
+"""``paddle-vit``: one command, one subcommand per tool (``diff``, ``bench``, ``predict``, ``export``, ``finetune``; others register the same way)."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "classify images with a pretrained tag or checkpoint, preprocessed as timm does; --compare-torch"),
     "export": ("paddle_vit.deploy_cli",
                "export a variant for deployment: a Paddle Inference program or an ONNX file (paddle2onnx)"),
+    "finetune": ("paddle_vit.train.cli",
+                 "fine-tune a model on an image folder with the EfficientNetV2 tutorial's recipe (one process or many)"),
 }
 
 

@@ -9,7 +9,8 @@ from torch_ref.layers.mlp import Mlp
 from torch_ref.layers.norm import BatchNorm2d
 from torch_ref.layers.patch_embed import PatchEmbed, PatchEmbedding, prepend_cls_token
 from torch_ref.layers.pos_embed import resample_pos_embed, sincos_1d, sincos_2d
+from torch_ref.layers.stn import SpatialTransformer
 
 __all__ = ["SiLU", "silu", "Attention", "BatchNorm2d", "CBAM", "ChannelAttention", "Conv2dSame", "create_conv2d", "ECA",
            "SpatialAttention", "SqueezeExcitation", "DropPath", "drop_path", "Linear", "Mlp", "PatchEmbed", "PatchEmbedding",
-           "prepend_cls_token", "resample_pos_embed", "sincos_1d", "sincos_2d"]
+           "prepend_cls_token", "resample_pos_embed", "sincos_1d", "sincos_2d", "SpatialTransformer"]
