@@ -170,14 +170,11 @@ def train_transform(img, crop: Crop, size: int, mean: Sequence[float], std: Sequ
 
 def eval_transform(img, size: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """Validation: shorter side resized to ``size`` (bilinear), central ``size x size`` crop,
-    normalized -> ``[3, size, size]`` (the seed's ``Resize(size)`` + ``CenterCrop(size)``).
-    The one place to swap for ``paddle_vit.data.create_transform`` once that exists."""
-    from PIL import Image
-    w, h = img.size
-    new_w, new_h = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
-    img = img.resize((new_w, new_h), Image.BILINEAR)
-    top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
-    return to_array(img.crop((left, top, left + size, top + size)), mean, std)
+    normalized -> ``[3, size, size]`` (the seed's ``Resize(size)`` + ``CenterCrop(size)``): timm's
+    evaluation transform with ``crop_pct=1`` (``paddle_vit.data``)."""
+    from paddle_vit.data import create_transform
+    return create_transform(size, interpolation="bilinear", mean=mean, std=std, crop_pct=1.0,
+                            crop_mode="center")(img)
 
 
 def load_rgb(path: Path):
