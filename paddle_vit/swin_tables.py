@@ -1,5 +1,6 @@
 """Framework-free Swin tables, shared by both trees: the relative position index, the shifted-window
-attention mask and timm's rule for the window and shift a stage actually uses.
+attention mask, timm's rule for the window and shift a stage actually uses, the per-stage window
+arguments, and Swin V2's log-spaced relative coordinates (the input of its position-bias MLP).
 
 Both ``paddle_vit.models.swin`` and ``torch_ref.models.swin`` build their (non-persistable) buffers
 from these arrays, so the two trees cannot disagree about them; the tests check them against an
@@ -105,6 +106,64 @@ def merge_order(resolution: Sequence[int]) -> np.ndarray | None:
 def inverse_order(order: np.ndarray) -> np.ndarray:
     """The permutation that undoes ``order`` (gathering with it restores raster order)."""
     return np.argsort(order).astype(np.int64)
+
+
+def stage_windows(window_size: int | Sequence[int] | Sequence[Sequence[int]], num_stages: int
+                  ) -> tuple[tuple[int, int], ...]:
+    """One ``(h, w)`` window per stage, timm's reading of ``window_size``: an int or ``(h, w)`` for
+    every stage, or one int / ``(h, w)`` per stage. A sequence of two ints is always one ``(h, w)``
+    (as in timm), so a two-stage model with per-stage windows spells them ``((7, 7), (14, 14))``."""
+    what = (f"window_size must be an int >= 1, (height, width), or one of those per stage "
+            f"({num_stages} stages), got {window_size!r}")
+    if isinstance(window_size, (int, np.integer)):
+        per_stage = [window_size] * num_stages
+    elif (isinstance(window_size, (list, tuple)) and len(window_size) == 2
+          and all(isinstance(v, (int, np.integer)) for v in window_size)):
+        per_stage = [tuple(window_size)] * num_stages
+    elif isinstance(window_size, (list, tuple)) and len(window_size) == num_stages:
+        per_stage = list(window_size)
+    else:
+        raise ValueError(what)
+    out = []
+    for w in per_stage:
+        try:
+            win = pair(w, "window_size")
+        except (TypeError, ValueError):
+            raise ValueError(what) from None
+        if min(win) < 1:
+            raise ValueError(what)
+        out.append(win)
+    return tuple(out)
+
+
+def stage_pretrained_windows(pretrained_window_sizes: Sequence[int | Sequence[int]], num_stages: int
+                             ) -> tuple[tuple[int, int], ...]:
+    """Swin V2's ``pretrained_window_sizes``: one int or ``(h, w)`` per stage, ``0`` meaning "this
+    stage's own window" (the coordinates are then normalised by the window itself)."""
+    what = (f"pretrained_window_sizes must have one int >= 0 or (height, width) per stage "
+            f"({num_stages} stages; 0 = the stage's own window), got {pretrained_window_sizes!r}")
+    if not isinstance(pretrained_window_sizes, (list, tuple)) or len(pretrained_window_sizes) != num_stages:
+        raise ValueError(what)
+    try:
+        return tuple(pair(w, "pretrained_window_size") for w in pretrained_window_sizes)
+    except (TypeError, ValueError):
+        raise ValueError(what) from None
+
+
+def log_relative_coords(window: Sequence[int], pretrained_window: Sequence[int] = (0, 0)) -> np.ndarray:
+    """Swin V2's continuous relative coordinates ``[1, 2Wh-1, 2Ww-1, 2]`` float32 (timm's
+    ``relative_coords_table``): entry ``[0, i, j]`` is the offset ``(dy, dx) = (i - Wh + 1, j - Ww + 1)``
+    divided per axis by ``P - 1`` (``P``: the pretrained window on that axis if given, else the
+    window; at least 1), times 8, then ``sign(t) * log2(1 + |t|) / log2(8)``: ``[-1, 1]`` for the
+    window itself, log-spaced so that a larger window extrapolates gently."""
+    wh, ww = pair(window, "window_size")
+    ph, pw = pair(pretrained_window, "pretrained_window_size")
+    norm_h, norm_w = (ph, pw) if ph > 0 else (wh, ww)  # timm tests the first axis only
+    dy = np.arange(-(wh - 1), wh, dtype=np.float64) / max(norm_h - 1, 1)
+    dx = np.arange(-(ww - 1), ww, dtype=np.float64) / max(norm_w - 1, 1)
+    table = np.stack(np.meshgrid(dy, dx, indexing="ij"), axis=-1) * 8.0         # [2Wh-1, 2Ww-1, 2]
+    table = np.sign(table) * np.log2(np.abs(table) + 1.0) / np.log2(8.0)
+    return table[None].astype(np.float32)
 
 
 def stage_resolutions(grid: Sequence[int], num_stages: int) -> list[tuple[int, int]]:

@@ -51,6 +51,23 @@ def pad_bottom_right(x: paddle.Tensor, pad_h: int, pad_w: int) -> paddle.Tensor:
     return x
 
 
+def check_window_input(x: paddle.Tensor, mask: paddle.Tensor | None, dim: int, window: Sequence[int],
+                       where: str) -> None:
+    """Window attention's input: ``x [B * nW, Mh * Mw, dim]``, ``mask [nW, N, N]`` with ``nW`` dividing
+    the batch (or ``None``); else a ValueError naming the expected shape."""
+    check_tokens(x, dim, where)
+    B_, N, _ = x.shape
+    area = window[0] * window[1]
+    if N != area:
+        raise ValueError(f"{where}: expected {area} tokens per window (window {tuple(window)}), "
+                         f"got shape {list(x.shape)}")
+    if mask is not None:
+        num_win = mask.shape[0]
+        if list(mask.shape) != [num_win, N, N] or (isinstance(B_, int) and B_ % num_win):
+            raise ValueError(f"{where}: mask must be [num_windows, {N}, {N}] with num_windows "
+                             f"dividing the batch {B_}, got {list(mask.shape)}")
+
+
 class WindowAttention(nn.Layer):
     """Multi-head self-attention inside each window, plus a learned relative position bias.
 
@@ -93,16 +110,8 @@ class WindowAttention(nn.Layer):
                 ) -> tuple[paddle.Tensor, paddle.Tensor | None]:
         """``x [B * nW, N, C]``, ``mask [nW, N, N]`` (additive, or ``None``) ->
         ``(out [B * nW, N, C], attn [B * nW, num_heads, N, N] if return_attn else None)``."""
-        check_tokens(x, self.dim, "WindowAttention")
+        check_window_input(x, mask, self.dim, self.window_size, "WindowAttention")
         B_, N, _ = x.shape
-        if N != self.window_area:
-            raise ValueError(f"WindowAttention: expected {self.window_area} tokens per window "
-                             f"(window {self.window_size}), got shape {list(x.shape)}")
-        if mask is not None:
-            num_win = mask.shape[0]
-            if list(mask.shape) != [num_win, N, N] or (isinstance(B_, int) and B_ % num_win):
-                raise ValueError(f"WindowAttention: mask must be [num_windows, {N}, {N}] with num_windows "
-                                 f"dividing the batch {B_}, got {list(mask.shape)}")
 
         def add_bias_and_mask(logits: paddle.Tensor) -> paddle.Tensor:  # [B_, heads, N, N]
             bias = self.relative_position_bias()                                 # [1, heads, N, N]
@@ -124,34 +133,27 @@ class WindowAttention(nn.Layer):
         return out, attn if return_attn else None
 
 
-class SwinTransformerBlock(nn.Layer):
-    """``[B, H, W, C]`` -> ``[B, H, W, C]``: (shifted-)window attention and an MLP, pre-norm, residual.
+class ShiftedWindows(nn.Layer):
+    """The window machinery of a Swin block (V1 and V2): ``_attn(x)`` runs ``self.attn`` over the
+    (shifted) windows of a ``[B, H, W, C]`` map and puts the result back in place.
 
     The map is rolled by ``-shift``, padded at the bottom/right to a multiple of the window,
     attended window by window (with ``attn_mask`` keeping rolled-in tokens apart), then cropped and
     rolled back. A window at least as large as the map (per axis) shrinks to it and is not shifted
-    (timm's rule, ``swin_tables.window_and_shift``).
+    (timm's rule, ``swin_tables.window_and_shift``). Where the map is a multiple of the window, roll
+    + partition (and back) is one gather of whole tokens instead: ~8x faster on CPU than Paddle's
+    copy of the 6-D transposed view.
     """
 
-    def __init__(self, dim: int, input_resolution: int | Sequence[int], num_heads: int = 4,
-                 head_dim: int | None = None, window_size: int | Sequence[int] = 7,
-                 shift_size: int | Sequence[int] = 0, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 proj_drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0) -> None:
-        super().__init__()
-        self.dim = dim
+    def _setup_windows(self, input_resolution: int | Sequence[int], window_size: int | Sequence[int],
+                       shift_size: int | Sequence[int]) -> None:
+        """Sets ``input_resolution``, ``window_size``, ``shift_size`` and the non-persistable
+        buffers ``attn_mask``, ``window_order``, ``window_restore`` (``None`` where not needed)."""
         self.input_resolution = to_2tuple(input_resolution, "input_resolution")
         self.window_size, self.shift_size = swin_tables.window_and_shift(
             self.input_resolution, window_size, shift_size)
-        self.norm1 = nn.LayerNorm(dim, epsilon=1e-5)
-        self.attn = WindowAttention(dim, num_heads, head_dim, self.window_size, qkv_bias, attn_drop, proj_drop)
-        self.drop_path1 = DropPath(drop_path)
-        self.norm2 = nn.LayerNorm(dim, epsilon=1e-5)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=proj_drop)
-        self.drop_path2 = DropPath(drop_path)
         mask = swin_tables.shift_mask(self.input_resolution, self.window_size, self.shift_size)
         self.register_buffer("attn_mask", None if mask is None else paddle.to_tensor(mask), persistable=False)
-        # Roll + window partition as one gather of whole tokens (and its inverse): ~8x faster on CPU
-        # than Paddle's copy of the 6-D transposed view. None where the map needs padding.
         order = swin_tables.window_order(self.input_resolution, self.window_size, self.shift_size)
         self.register_buffer("window_order", None if order is None else paddle.to_tensor(order), persistable=False)
         self.register_buffer("window_restore", None if order is None else
@@ -179,6 +181,25 @@ class SwinTransformerBlock(nn.Layer):
             x = paddle.roll(x, shifts=(sh, sw), axis=(1, 2))
         return x
 
+
+class SwinTransformerBlock(ShiftedWindows):
+    """``[B, H, W, C]`` -> ``[B, H, W, C]``: (shifted-)window attention and an MLP, pre-norm, residual
+    (``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``); the windows as ``ShiftedWindows`` says."""
+
+    def __init__(self, dim: int, input_resolution: int | Sequence[int], num_heads: int = 4,
+                 head_dim: int | None = None, window_size: int | Sequence[int] = 7,
+                 shift_size: int | Sequence[int] = 0, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 proj_drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0) -> None:
+        super().__init__()
+        self.dim = dim
+        self._setup_windows(input_resolution, window_size, shift_size)
+        self.norm1 = nn.LayerNorm(dim, epsilon=1e-5)
+        self.attn = WindowAttention(dim, num_heads, head_dim, self.window_size, qkv_bias, attn_drop, proj_drop)
+        self.drop_path1 = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, epsilon=1e-5)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=proj_drop)
+        self.drop_path2 = DropPath(drop_path)
+
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         check_map(x, self.input_resolution, self.dim, "SwinTransformerBlock")
         B, H, W, C = x.shape
@@ -186,6 +207,20 @@ class SwinTransformerBlock(nn.Layer):
         x = x.reshape([B, H * W, C])
         x = x + self.drop_path2(self.mlp(self.norm2(x)))
         return x.reshape([B, H, W, C])
+
+
+def merge_neighbours(x: paddle.Tensor, merge_order: paddle.Tensor | None) -> paddle.Tensor:
+    """``[B, H, W, C]`` -> ``[B, ceil(H/2), ceil(W/2), 4C]``: each 2x2 neighbourhood concatenated in
+    the order (0,0), (1,0), (0,1), (1,1) (row, column offset); an odd side zero-padded first.
+    ``merge_order`` (``swin_tables.merge_order`` of an even map): the same as one token gather."""
+    B, H, W, C = x.shape
+    if merge_order is not None:
+        return paddle.gather(x.reshape([B, H * W, C]), merge_order, axis=1).reshape([B, H // 2, W // 2, 4 * C])
+    if H % 2 or W % 2:
+        x = pad_bottom_right(x, H % 2, W % 2)
+        H, W = H + H % 2, W + W % 2
+    # [B, H/2, 2(dy), W/2, 2(dx), C] -> [B, H/2, W/2, dx, dy, C]: dy varies fastest, as timm
+    return x.reshape([B, H // 2, 2, W // 2, 2, C]).transpose([0, 1, 3, 4, 2, 5]).reshape([B, H // 2, W // 2, 4 * C])
 
 
 class PatchMerging(nn.Layer):
@@ -207,16 +242,7 @@ class PatchMerging(nn.Layer):
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         check_map(x, self.input_resolution, self.dim, "PatchMerging")
-        B, H, W, C = x.shape
-        if self.merge_order is not None:
-            x = paddle.gather(x.reshape([B, H * W, C]), self.merge_order, axis=1)
-            return self.reduction(self.norm(x.reshape([B, H // 2, W // 2, 4 * C])))
-        if H % 2 or W % 2:
-            x = pad_bottom_right(x, H % 2, W % 2)
-            H, W = H + H % 2, W + W % 2
-        # [B, H/2, 2(dy), W/2, 2(dx), C] -> [B, H/2, W/2, dx, dy, C]: dy varies fastest, as timm
-        x = x.reshape([B, H // 2, 2, W // 2, 2, C]).transpose([0, 1, 3, 4, 2, 5]).reshape([B, H // 2, W // 2, 4 * C])
-        return self.reduction(self.norm(x))
+        return self.reduction(self.norm(merge_neighbours(x, self.merge_order)))
 
 
 class BasicLayer(nn.Layer):
@@ -279,17 +305,19 @@ class ClassifierHead(nn.Layer):
 @register_family("swin")
 class SwinTransformer(nn.Layer):
     """``[B, in_chans, H, W]`` -> logits ``[B, num_classes]`` (pooled ``[B, num_features]`` when
-    ``num_classes=0``). ``img_size`` may be ``(H, W)``; the input must have exactly that size."""
+    ``num_classes=0``). ``img_size`` may be ``(H, W)``; the input must have exactly that size.
+    ``window_size``: an int or ``(h, w)`` for every stage, or one per stage (timm's Swin-S3)."""
 
     def __init__(self, img_size: int | Sequence[int] = 224, patch_size: int | Sequence[int] = 4,
                  in_chans: int = 3, num_classes: int = 1000, global_pool: str = "avg",
                  embed_dim: int = 96, depths: Sequence[int] = (2, 2, 6, 2),
                  num_heads: Sequence[int] = (3, 6, 12, 24), head_dim: int | None = None,
-                 window_size: int | Sequence[int] = 7, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 drop_rate: float = 0.0, proj_drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
-                 drop_path_rate: float = 0.1) -> None:
+                 window_size: int | Sequence[int] | Sequence[Sequence[int]] = 7, mlp_ratio: float = 4.0,
+                 qkv_bias: bool = True, drop_rate: float = 0.0, proj_drop_rate: float = 0.0,
+                 attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1) -> None:
         super().__init__()
         swin_tables.check_config(global_pool, depths, num_heads, num_classes)
+        windows = swin_tables.stage_windows(window_size, len(depths))
         self.num_classes = num_classes
         self.global_pool = global_pool
         self.num_layers = len(depths)
@@ -301,7 +329,7 @@ class SwinTransformer(nn.Layer):
         rates = swin_tables.drop_path_rates(drop_path_rate, depths)
         self.layers = nn.LayerList([
             BasicLayer(dims[max(i - 1, 0)], dims[i], resolutions[max(i - 1, 0)], depths[i], downsample=i > 0,
-                       num_heads=num_heads[i], head_dim=head_dim, window_size=window_size,
+                       num_heads=num_heads[i], head_dim=head_dim, window_size=windows[i],
                        mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, proj_drop=proj_drop_rate,
                        attn_drop=attn_drop_rate, drop_path=rates[i])
             for i in range(self.num_layers)])

@@ -30,6 +30,23 @@ def window_reverse(windows: torch.Tensor, window: Sequence[int], H: int, W: int)
     return x.reshape(-1, H, W, C)
 
 
+def check_window_input(x: torch.Tensor, mask: torch.Tensor | None, dim: int, window: Sequence[int],
+                       where: str) -> None:
+    """Window attention's input: ``x [B * nW, Mh * Mw, dim]``, ``mask [nW, N, N]`` with ``nW`` dividing
+    the batch (or ``None``); else a ValueError naming the expected shape."""
+    check_tokens(x, dim, where)
+    B_, N, _ = x.shape
+    area = window[0] * window[1]
+    if N != area:
+        raise ValueError(f"{where}: expected {area} tokens per window (window {tuple(window)}), "
+                         f"got shape {list(x.shape)}")
+    if mask is not None:
+        num_win = mask.shape[0]
+        if list(mask.shape) != [num_win, N, N] or (isinstance(B_, int) and B_ % num_win):
+            raise ValueError(f"{where}: mask must be [num_windows, {N}, {N}] with num_windows "
+                             f"dividing the batch {B_}, got {list(mask.shape)}")
+
+
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside each window, plus a learned relative position bias."""
 
@@ -68,19 +85,13 @@ class WindowAttention(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x [B * nW, N, C]``, ``mask [nW, N, N]`` or ``None`` ->
         ``(out [B * nW, N, C], attn [B * nW, num_heads, N, N] if return_attn else None)``."""
-        check_tokens(x, self.dim, "WindowAttention")
+        check_window_input(x, mask, self.dim, self.window_size, "WindowAttention")
         B_, N, _ = x.shape
-        if N != self.window_area:
-            raise ValueError(f"WindowAttention: expected {self.window_area} tokens per window "
-                             f"(window {self.window_size}), got shape {list(x.shape)}")
         qkv = self.qkv(x).reshape(B_, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each [B_, heads, N, D]
         attn = (q * self.scale) @ k.transpose(-2, -1) + self.relative_position_bias()
         if mask is not None:
             num_win = mask.shape[0]
-            if list(mask.shape) != [num_win, N, N] or (isinstance(B_, int) and B_ % num_win):
-                raise ValueError(f"WindowAttention: mask must be [num_windows, {N}, {N}] with num_windows "
-                                 f"dividing the batch {B_}, got {list(mask.shape)}")
             attn = attn.reshape(-1, num_win, self.num_heads, N, N) + mask.unsqueeze(1).unsqueeze(0)
             attn = attn.reshape(-1, self.num_heads, N, N)
         attn = attn.softmax(dim=-1)
@@ -88,24 +99,16 @@ class WindowAttention(nn.Module):
         return self.proj_drop(self.proj(out)), attn if return_attn else None
 
 
-class SwinTransformerBlock(nn.Module):
-    """``[B, H, W, C]`` -> ``[B, H, W, C]``: (shifted-)window attention and an MLP, pre-norm, residual."""
+class ShiftedWindows(nn.Module):
+    """The window machinery of a Swin block (V1 and V2): ``_attn(x)`` runs ``self.attn`` over the
+    (shifted) windows of a ``[B, H, W, C]`` map: roll by ``-shift``, pad bottom/right to a multiple of
+    the window, attend, crop, roll back (timm's order)."""
 
-    def __init__(self, dim: int, input_resolution: int | Sequence[int], num_heads: int = 4,
-                 head_dim: int | None = None, window_size: int | Sequence[int] = 7,
-                 shift_size: int | Sequence[int] = 0, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 proj_drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0) -> None:
-        super().__init__()
-        self.dim = dim
+    def _setup_windows(self, input_resolution: int | Sequence[int], window_size: int | Sequence[int],
+                       shift_size: int | Sequence[int]) -> None:
         self.input_resolution = to_2tuple(input_resolution, "input_resolution")
         self.window_size, self.shift_size = swin_tables.window_and_shift(
             self.input_resolution, window_size, shift_size)
-        self.norm1 = nn.LayerNorm(dim, eps=1e-5)
-        self.attn = WindowAttention(dim, num_heads, head_dim, self.window_size, qkv_bias, attn_drop, proj_drop)
-        self.drop_path1 = DropPath(drop_path)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-5)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=proj_drop)
-        self.drop_path2 = DropPath(drop_path)
         mask = swin_tables.shift_mask(self.input_resolution, self.window_size, self.shift_size)
         self.register_buffer("attn_mask", None if mask is None else torch.from_numpy(mask), persistent=False)
 
@@ -126,6 +129,24 @@ class SwinTransformerBlock(nn.Module):
             x = torch.roll(x, shifts=(sh, sw), dims=(1, 2))
         return x
 
+
+class SwinTransformerBlock(ShiftedWindows):
+    """``[B, H, W, C]`` -> ``[B, H, W, C]``: (shifted-)window attention and an MLP, pre-norm, residual."""
+
+    def __init__(self, dim: int, input_resolution: int | Sequence[int], num_heads: int = 4,
+                 head_dim: int | None = None, window_size: int | Sequence[int] = 7,
+                 shift_size: int | Sequence[int] = 0, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 proj_drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0) -> None:
+        super().__init__()
+        self.dim = dim
+        self._setup_windows(input_resolution, window_size, shift_size)
+        self.norm1 = nn.LayerNorm(dim, eps=1e-5)
+        self.attn = WindowAttention(dim, num_heads, head_dim, self.window_size, qkv_bias, attn_drop, proj_drop)
+        self.drop_path1 = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-5)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=proj_drop)
+        self.drop_path2 = DropPath(drop_path)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_map(x, self.input_resolution, self.dim, "SwinTransformerBlock")
         B, H, W, C = x.shape
@@ -133,6 +154,16 @@ class SwinTransformerBlock(nn.Module):
         x = x.reshape(B, H * W, C)
         x = x + self.drop_path2(self.mlp(self.norm2(x)))
         return x.reshape(B, H, W, C)
+
+
+def merge_neighbours(x: torch.Tensor) -> torch.Tensor:
+    """``[B, H, W, C]`` -> ``[B, ceil(H/2), ceil(W/2), 4C]``: 2x2 neighbours concatenated in the order
+    (0,0), (1,0), (0,1), (1,1); an odd side is zero-padded first."""
+    B, H, W, C = x.shape
+    if H % 2 or W % 2:
+        x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
+        H, W = H + H % 2, W + W % 2
+    return x.reshape(B, H // 2, 2, W // 2, 2, C).permute(0, 1, 3, 4, 2, 5).reshape(B, H // 2, W // 2, 4 * C)
 
 
 class PatchMerging(nn.Module):
@@ -150,12 +181,7 @@ class PatchMerging(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_map(x, self.input_resolution, self.dim, "PatchMerging")
-        B, H, W, C = x.shape
-        if H % 2 or W % 2:
-            x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
-            H, W = H + H % 2, W + W % 2
-        x = x.reshape(B, H // 2, 2, W // 2, 2, C).permute(0, 1, 3, 4, 2, 5).reshape(B, H // 2, W // 2, 4 * C)
-        return self.reduction(self.norm(x))
+        return self.reduction(self.norm(merge_neighbours(x)))
 
 
 class BasicLayer(nn.Module):
@@ -217,17 +243,19 @@ class ClassifierHead(nn.Module):
 
 @register_family("swin")
 class SwinTransformer(nn.Module):
-    """``[B, in_chans, H, W]`` -> logits ``[B, num_classes]``; ``img_size`` may be ``(H, W)``."""
+    """``[B, in_chans, H, W]`` -> logits ``[B, num_classes]``; ``img_size`` may be ``(H, W)``;
+    ``window_size``: an int or ``(h, w)`` for every stage, or one per stage."""
 
     def __init__(self, img_size: int | Sequence[int] = 224, patch_size: int | Sequence[int] = 4,
                  in_chans: int = 3, num_classes: int = 1000, global_pool: str = "avg",
                  embed_dim: int = 96, depths: Sequence[int] = (2, 2, 6, 2),
                  num_heads: Sequence[int] = (3, 6, 12, 24), head_dim: int | None = None,
-                 window_size: int | Sequence[int] = 7, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 drop_rate: float = 0.0, proj_drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
-                 drop_path_rate: float = 0.1) -> None:
+                 window_size: int | Sequence[int] | Sequence[Sequence[int]] = 7, mlp_ratio: float = 4.0,
+                 qkv_bias: bool = True, drop_rate: float = 0.0, proj_drop_rate: float = 0.0,
+                 attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1) -> None:
         super().__init__()
         swin_tables.check_config(global_pool, depths, num_heads, num_classes)
+        windows = swin_tables.stage_windows(window_size, len(depths))
         self.num_classes = num_classes
         self.global_pool = global_pool
         self.num_layers = len(depths)
@@ -239,7 +267,7 @@ class SwinTransformer(nn.Module):
         rates = swin_tables.drop_path_rates(drop_path_rate, depths)
         self.layers = nn.ModuleList([
             BasicLayer(dims[max(i - 1, 0)], dims[i], resolutions[max(i - 1, 0)], depths[i], downsample=i > 0,
-                       num_heads=num_heads[i], head_dim=head_dim, window_size=window_size,
+                       num_heads=num_heads[i], head_dim=head_dim, window_size=windows[i],
                        mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, proj_drop=proj_drop_rate,
                        attn_drop=attn_drop_rate, drop_path=rates[i])
             for i in range(self.num_layers)])
