@@ -26,18 +26,35 @@ def pair(v: int | Sequence[int], name: str) -> tuple[int, int]:
     return out  # type: ignore[return-value]
 
 
-def window_and_shift(resolution: Sequence[int], window: int | Sequence[int], shift: int | Sequence[int]
-                     ) -> tuple[tuple[int, int], tuple[int, int]]:
-    """timm's rule, per axis: a window larger than (or equal to) the resolution shrinks to it and
-    that axis is not shifted (one window covers it; a shift would only permute it)."""
+# How a block fits its windows to a map that is not a multiple of the window (see window_and_shift).
+WINDOW_RULES = ("timm", "torchvision")
+
+
+def window_and_shift(resolution: Sequence[int], window: int | Sequence[int], shift: int | Sequence[int],
+                     rule: str = "timm") -> tuple[tuple[int, int], tuple[int, int]]:
+    """The window and shift a block uses, per axis. Both rules leave an axis unshifted where the
+    map is not longer than the window (one window covers it; a shift would only permute it).
+    ``timm`` (and the original Swin): such a window also shrinks to the map. ``torchvision``: the
+    window is kept and the map is padded up to it (the padding tokens take part in attention)."""
+    if rule not in WINDOW_RULES:
+        raise ValueError(f"window_rule must be one of {WINDOW_RULES}, got {rule!r}")
     res, win, sh = pair(resolution, "input_resolution"), pair(window, "window_size"), pair(shift, "shift_size")
     if min(res) < 1 or min(win) < 1:
         raise ValueError(f"input_resolution and window_size must be >= 1, got {res} and {win}")
     if any(s >= w for s, w in zip(sh, win) if s):
         raise ValueError(f"shift_size {sh} must be smaller than window_size {win}")
-    new_win = tuple(r if r <= w else w for r, w in zip(res, win))
-    new_shift = tuple(0 if r <= w else s for r, w, s in zip(res, new_win, sh))
+    new_win = tuple(r if r <= w and rule == "timm" else w for r, w in zip(res, win))
+    new_shift = tuple(0 if r <= w else s for r, w, s in zip(res, win, sh))
     return new_win, new_shift  # type: ignore[return-value]
+
+
+def rules_differ(resolution: Sequence[int], window: int | Sequence[int], shift: int | Sequence[int]) -> bool:
+    """Whether a block computes differently under the two rules: on some axis the map is shorter than
+    the window (timm shrinks the window, torchvision pads up to it), or it is padded and shifted
+    (timm rolls the map and then pads, torchvision pads and then rolls the padded map)."""
+    res, win = pair(resolution, "input_resolution"), pair(window, "window_size")
+    _, sh = window_and_shift(res, win, shift)
+    return any(r < w or (r % w and s) for r, w, s in zip(res, win, sh))
 
 
 def relative_position_index(window: Sequence[int]) -> np.ndarray:
@@ -186,8 +203,11 @@ def drop_path_rates(drop_path_rate: float, depths: Sequence[int]) -> list[list[f
     return out
 
 
-def check_config(global_pool: str, depths: Sequence[int], num_heads: Sequence[int], num_classes: int) -> None:
+def check_config(global_pool: str, depths: Sequence[int], num_heads: Sequence[int], num_classes: int,
+                 window_rule: str = "timm") -> None:
     """A ``SwinTransformer`` configuration both trees accept, or a ValueError naming what is wrong."""
+    if window_rule not in WINDOW_RULES:
+        raise ValueError(f"window_rule must be one of {WINDOW_RULES}, got {window_rule!r}")
     if global_pool != "avg":
         raise ValueError(f"global_pool must be 'avg' (timm's Swin default), got {global_pool!r}")
     if len(depths) < 1 or len(depths) != len(num_heads) or min(depths) < 1:

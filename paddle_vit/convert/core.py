@@ -100,6 +100,9 @@ def plan(source_shapes: Mapping[str, tuple[int, ...]], model: nn.Layer, layout: 
                                 + _SHAPE_NOTES.get(transform, ""))
                 continue
             routes.append(Route(src, dst, transform))
+    conflicts = getattr(model, "window_rule_conflicts", None)  # Swin: windows computed as the source does?
+    if layout.window_rule is not None and conflicts is not None:
+        problems += conflicts(layout.window_rule)
     for dst, (shape, kind) in spec.items():
         if dst not in claimed:  # named and shaped as the torch checkpoint would hold it
             problems.append(f"missing key {dst!r} {list(expected_source_shape(shape, kind))}: not in the checkpoint")

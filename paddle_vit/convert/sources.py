@@ -100,6 +100,7 @@ def _torchvision_swin_args(name: str, overrides: dict, family: str) -> dict[str,
     from paddle_vit.variants import model_kwargs
     kwargs = model_kwargs(name, **overrides)[1]
     kwargs.pop("img_size", None)  # torchvision's Swin takes any size
+    kwargs.pop("window_rule", None)  # torchvision computes by its own (plan() refuses a model that differs)
     if family == "swinv2" and any(kwargs.pop("pretrained_window_sizes", None) or ()):
         raise ConversionError(f"cannot verify a torchvision checkpoint of {name!r}", [
             "torchvision's Swin V2 normalises its coordinates by the window itself: it has no "

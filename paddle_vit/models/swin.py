@@ -40,14 +40,18 @@ def window_reverse(windows: paddle.Tensor, window: Sequence[int], H: int, W: int
 
 
 def pad_bottom_right(x: paddle.Tensor, pad_h: int, pad_w: int) -> paddle.Tensor:
-    """Zero-pad ``[B, H, W, C]`` to ``[B, H + pad_h, W + pad_w, C]`` at the bottom and right
-    (``pad_h <= H``, ``pad_w <= W``: a pad is always smaller than the window, which fits the map)."""
+    """Zero-pad ``[B, H, W, C]`` to ``[B, H + pad_h, W + pad_w, C]`` at the bottom and right."""
     # Not F.pad: Paddle Inference's oneDNN pad kernel fails on an NHWC map (pads the wrong axes, or
     # raises dnnl::error; found by test_export_swin). Concatenating zeros exports on every backend.
+    # A pad longer than the map (torchvision's rule on a map smaller than the window) tiles one row.
     if pad_h:
-        x = paddle.concat([x, paddle.zeros_like(x[:, :pad_h])], axis=1)
+        zeros = paddle.zeros_like(x[:, :pad_h]) if pad_h <= x.shape[1] else \
+            paddle.zeros_like(x[:, :1]).tile([1, pad_h, 1, 1])
+        x = paddle.concat([x, zeros], axis=1)
     if pad_w:
-        x = paddle.concat([x, paddle.zeros_like(x[:, :, :pad_w])], axis=2)
+        zeros = paddle.zeros_like(x[:, :, :pad_w]) if pad_w <= x.shape[2] else \
+            paddle.zeros_like(x[:, :, :1]).tile([1, 1, pad_w, 1])
+        x = paddle.concat([x, zeros], axis=2)
     return x
 
 
@@ -137,21 +141,27 @@ class ShiftedWindows(nn.Layer):
     """The window machinery of a Swin block (V1 and V2): ``_attn(x)`` runs ``self.attn`` over the
     (shifted) windows of a ``[B, H, W, C]`` map and puts the result back in place.
 
-    The map is rolled by ``-shift``, padded at the bottom/right to a multiple of the window,
-    attended window by window (with ``attn_mask`` keeping rolled-in tokens apart), then cropped and
-    rolled back. A window at least as large as the map (per axis) shrinks to it and is not shifted
-    (timm's rule, ``swin_tables.window_and_shift``). Where the map is a multiple of the window, roll
-    + partition (and back) is one gather of whole tokens instead: ~8x faster on CPU than Paddle's
-    copy of the 6-D transposed view.
+    ``window_rule='timm'`` (the default; the original Swin's): the map is rolled by ``-shift``,
+    padded at the bottom/right to a multiple of the window, attended window by window (with
+    ``attn_mask`` keeping rolled-in tokens apart), then cropped and rolled back; a window at least
+    as large as the map (per axis) shrinks to it and is not shifted. ``'torchvision'``: padded
+    first, then rolled (and back), and a window is never shrunk (``swin_tables.window_and_shift``).
+    The two agree wherever the map is a multiple of the window; there, roll + partition (and back)
+    is one gather of whole tokens instead: ~8x faster on CPU than Paddle's copy of the 6-D
+    transposed view.
     """
 
     def _setup_windows(self, input_resolution: int | Sequence[int], window_size: int | Sequence[int],
-                       shift_size: int | Sequence[int]) -> None:
-        """Sets ``input_resolution``, ``window_size``, ``shift_size`` and the non-persistable
-        buffers ``attn_mask``, ``window_order``, ``window_restore`` (``None`` where not needed)."""
+                       shift_size: int | Sequence[int], window_rule: str = "timm") -> None:
+        """Sets ``input_resolution``, ``window_size``, ``shift_size`` (as used), ``window_rule``, the
+        requested ``target_window``/``target_shift`` and the non-persistable buffers ``attn_mask``,
+        ``window_order``, ``window_restore`` (``None`` where not needed)."""
         self.input_resolution = to_2tuple(input_resolution, "input_resolution")
+        self.window_rule = window_rule
+        self.target_window = swin_tables.pair(window_size, "window_size")
+        self.target_shift = swin_tables.pair(shift_size, "shift_size")
         self.window_size, self.shift_size = swin_tables.window_and_shift(
-            self.input_resolution, window_size, shift_size)
+            self.input_resolution, window_size, shift_size, window_rule)
         mask = swin_tables.shift_mask(self.input_resolution, self.window_size, self.shift_size)
         self.register_buffer("attn_mask", None if mask is None else paddle.to_tensor(mask), persistable=False)
         order = swin_tables.window_order(self.input_resolution, self.window_size, self.shift_size)
@@ -166,20 +176,24 @@ class ShiftedWindows(nn.Layer):
             windows = self.attn(windows.reshape([-1, self.window_size[0] * self.window_size[1], C]),
                                 mask=self.attn_mask, return_attn=False)[0]
             return paddle.gather(windows.reshape([B, H * W, C]), self.window_restore, axis=1).reshape([B, H, W, C])
-        sh, sw = self.shift_size
-        mh, mw = self.window_size
+        (sh, sw), (mh, mw) = self.shift_size, self.window_size
+        pad_h, pad_w = (mh - H % mh) % mh, (mw - W % mw) % mw
+        pad_first = self.window_rule == "torchvision"
+        if pad_first and (pad_h or pad_w):
+            x = pad_bottom_right(x, pad_h, pad_w)
         if sh or sw:
             x = paddle.roll(x, shifts=(-sh, -sw), axis=(1, 2))
-        pad_h, pad_w = (mh - H % mh) % mh, (mw - W % mw) % mw
-        if pad_h or pad_w:
+        if not pad_first and (pad_h or pad_w):
             x = pad_bottom_right(x, pad_h, pad_w)
         Hp, Wp = H + pad_h, W + pad_w
         windows = window_partition(x, self.window_size).reshape([-1, mh * mw, C])
         windows = self.attn(windows, mask=self.attn_mask, return_attn=False)[0]
-        x = window_reverse(windows.reshape([-1, mh, mw, C]), self.window_size, Hp, Wp)[:, :H, :W, :]
+        x = window_reverse(windows.reshape([-1, mh, mw, C]), self.window_size, Hp, Wp)
+        if not pad_first:
+            x = x[:, :H, :W, :]
         if sh or sw:
             x = paddle.roll(x, shifts=(sh, sw), axis=(1, 2))
-        return x
+        return x[:, :H, :W, :] if pad_first else x
 
 
 class SwinTransformerBlock(ShiftedWindows):
@@ -189,10 +203,11 @@ class SwinTransformerBlock(ShiftedWindows):
     def __init__(self, dim: int, input_resolution: int | Sequence[int], num_heads: int = 4,
                  head_dim: int | None = None, window_size: int | Sequence[int] = 7,
                  shift_size: int | Sequence[int] = 0, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 proj_drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0) -> None:
+                 proj_drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0,
+                 window_rule: str = "timm") -> None:
         super().__init__()
         self.dim = dim
-        self._setup_windows(input_resolution, window_size, shift_size)
+        self._setup_windows(input_resolution, window_size, shift_size, window_rule)
         self.norm1 = nn.LayerNorm(dim, epsilon=1e-5)
         self.attn = WindowAttention(dim, num_heads, head_dim, self.window_size, qkv_bias, attn_drop, proj_drop)
         self.drop_path1 = DropPath(drop_path)
@@ -253,7 +268,7 @@ class BasicLayer(nn.Layer):
                  downsample: bool = True, num_heads: int = 4, head_dim: int | None = None,
                  window_size: int | Sequence[int] = 7, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  proj_drop: float = 0.0, attn_drop: float = 0.0,
-                 drop_path: float | Sequence[float] = 0.0) -> None:
+                 drop_path: float | Sequence[float] = 0.0, window_rule: str = "timm") -> None:
         super().__init__()
         if not downsample and dim != out_dim:
             raise ValueError(f"a stage without downsample keeps its width: dim {dim} != out_dim {out_dim}")
@@ -266,7 +281,8 @@ class BasicLayer(nn.Layer):
         self.downsample = PatchMerging(dim, out_dim, self.input_resolution) if downsample else nn.Identity()
         self.blocks = nn.LayerList([
             SwinTransformerBlock(out_dim, self.output_resolution, num_heads, head_dim, window,
-                                 0 if i % 2 == 0 else shift, mlp_ratio, qkv_bias, proj_drop, attn_drop, rates[i])
+                                 0 if i % 2 == 0 else shift, mlp_ratio, qkv_bias, proj_drop, attn_drop, rates[i],
+                                 window_rule)
             for i in range(depth)])
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -274,6 +290,23 @@ class BasicLayer(nn.Layer):
         for block in self.blocks:
             x = block(x)
         return x
+
+
+def window_rule_conflicts(model: nn.Layer, rule: str) -> list[str]:
+    """One line per stage of ``model`` with blocks whose windows compute differently under ``rule``
+    than under the model's own ``window_rule`` (a checkpoint whose source computes by ``rule`` would
+    not give the source's logits there); ``[]`` where the two rules agree everywhere."""
+    if rule == model.window_rule:
+        return []
+    stages: dict[str, list] = {}
+    for name, block in model.named_sublayers():
+        if isinstance(block, ShiftedWindows) and swin_tables.rules_differ(
+                block.input_resolution, block.target_window, block.target_shift):
+            stages.setdefault(name.rpartition(".blocks.")[0], []).append(block)
+    return [f"{stage}: map {blocks[0].input_resolution}, window {blocks[0].target_window} ({len(blocks)} block(s)): "
+            f"the {rule} rule computes these windows differently from this model's window_rule="
+            f"{model.window_rule!r}; pass window_rule={rule!r}, or a window that divides every stage map"
+            for stage, blocks in stages.items()]
 
 
 class SwinPatchEmbed(PatchEmbed):
@@ -306,7 +339,9 @@ class ClassifierHead(nn.Layer):
 class SwinTransformer(nn.Layer):
     """``[B, in_chans, H, W]`` -> logits ``[B, num_classes]`` (pooled ``[B, num_features]`` when
     ``num_classes=0``). ``img_size`` may be ``(H, W)``; the input must have exactly that size.
-    ``window_size``: an int or ``(h, w)`` for every stage, or one per stage (timm's Swin-S3)."""
+    ``window_size``: an int or ``(h, w)`` for every stage, or one per stage (timm's Swin-S3).
+    ``window_rule``: ``'timm'`` or ``'torchvision'`` (how windows fit maps they do not divide,
+    see ``ShiftedWindows``; torchvision's checkpoints at other sizes need ``'torchvision'``)."""
 
     def __init__(self, img_size: int | Sequence[int] = 224, patch_size: int | Sequence[int] = 4,
                  in_chans: int = 3, num_classes: int = 1000, global_pool: str = "avg",
@@ -314,10 +349,11 @@ class SwinTransformer(nn.Layer):
                  num_heads: Sequence[int] = (3, 6, 12, 24), head_dim: int | None = None,
                  window_size: int | Sequence[int] | Sequence[Sequence[int]] = 7, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, drop_rate: float = 0.0, proj_drop_rate: float = 0.0,
-                 attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1) -> None:
+                 attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, window_rule: str = "timm") -> None:
         super().__init__()
-        swin_tables.check_config(global_pool, depths, num_heads, num_classes)
+        swin_tables.check_config(global_pool, depths, num_heads, num_classes, window_rule)
         windows = swin_tables.stage_windows(window_size, len(depths))
+        self.window_rule = window_rule
         self.num_classes = num_classes
         self.global_pool = global_pool
         self.num_layers = len(depths)
@@ -331,11 +367,15 @@ class SwinTransformer(nn.Layer):
             BasicLayer(dims[max(i - 1, 0)], dims[i], resolutions[max(i - 1, 0)], depths[i], downsample=i > 0,
                        num_heads=num_heads[i], head_dim=head_dim, window_size=windows[i],
                        mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, proj_drop=proj_drop_rate,
-                       attn_drop=attn_drop_rate, drop_path=rates[i])
+                       attn_drop=attn_drop_rate, drop_path=rates[i], window_rule=window_rule)
             for i in range(self.num_layers)])
         self.norm = nn.LayerNorm(self.num_features, epsilon=1e-5)
         self.head = ClassifierHead(self.num_features, num_classes, drop_rate)
         init_linear_and_norm(self)
+
+    def window_rule_conflicts(self, rule: str) -> list[str]:
+        """The blocks that would compute differently under window ``rule`` (see ``ShiftedWindows``)."""
+        return window_rule_conflicts(self, rule)
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
         """``[B, C, H, W]`` -> last stage after the final norm ``[B, H/32, W/32, num_features]``

@@ -23,7 +23,8 @@ from paddle_vit.checks import check_map, to_2tuple
 from paddle_vit.layers import DropPath, Linear, Mlp
 from paddle_vit.layers.attention import token_major
 from paddle_vit.layers.weight_init import init_linear_and_norm
-from paddle_vit.models.swin import ClassifierHead, ShiftedWindows, SwinPatchEmbed, check_window_input, merge_neighbours
+from paddle_vit.models.swin import (ClassifierHead, ShiftedWindows, SwinPatchEmbed, check_window_input,
+                                    merge_neighbours, window_rule_conflicts)
 from paddle_vit.registry import register_family
 
 # timm and torchvision clamp the learned log-scale at log(1 / 0.01): the logits of a head are at most 100 * cos.
@@ -146,10 +147,11 @@ class SwinTransformerV2Block(ShiftedWindows):
     def __init__(self, dim: int, input_resolution: int | Sequence[int], num_heads: int,
                  window_size: int | Sequence[int] = 7, shift_size: int | Sequence[int] = 0,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, proj_drop: float = 0.0, attn_drop: float = 0.0,
-                 drop_path: float = 0.0, pretrained_window_size: int | Sequence[int] = 0) -> None:
+                 drop_path: float = 0.0, pretrained_window_size: int | Sequence[int] = 0,
+                 window_rule: str = "timm") -> None:
         super().__init__()
         self.dim = dim
-        self._setup_windows(input_resolution, window_size, shift_size)
+        self._setup_windows(input_resolution, window_size, shift_size, window_rule)
         self.attn = WindowAttention(dim, self.window_size, num_heads, qkv_bias, attn_drop, proj_drop,
                                     pretrained_window_size)
         self.norm1 = nn.LayerNorm(dim, epsilon=1e-5)
@@ -194,7 +196,8 @@ class SwinTransformerV2Stage(nn.Layer):
     def __init__(self, dim: int, out_dim: int, input_resolution: int | Sequence[int], depth: int, num_heads: int,
                  window_size: int | Sequence[int], downsample: bool = False, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, proj_drop: float = 0.0, attn_drop: float = 0.0,
-                 drop_path: float | Sequence[float] = 0.0, pretrained_window_size: int | Sequence[int] = 0) -> None:
+                 drop_path: float | Sequence[float] = 0.0, pretrained_window_size: int | Sequence[int] = 0,
+                 window_rule: str = "timm") -> None:
         super().__init__()
         if not downsample and dim != out_dim:
             raise ValueError(f"a stage without downsample keeps its width: dim {dim} != out_dim {out_dim}")
@@ -207,7 +210,8 @@ class SwinTransformerV2Stage(nn.Layer):
         self.downsample = PatchMerging(dim, out_dim, self.input_resolution) if downsample else nn.Identity()
         self.blocks = nn.LayerList([
             SwinTransformerV2Block(out_dim, self.output_resolution, num_heads, window, 0 if i % 2 == 0 else shift,
-                                   mlp_ratio, qkv_bias, proj_drop, attn_drop, rates[i], pretrained_window_size)
+                                   mlp_ratio, qkv_bias, proj_drop, attn_drop, rates[i], pretrained_window_size,
+                                   window_rule)
             for i in range(depth)])
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -231,9 +235,11 @@ class SwinTransformerV2(nn.Layer):
                  window_size: int | Sequence[int] | Sequence[Sequence[int]] = 7, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, drop_rate: float = 0.0, proj_drop_rate: float = 0.0,
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1,
-                 pretrained_window_sizes: Sequence[int | Sequence[int]] | None = None) -> None:
+                 pretrained_window_sizes: Sequence[int | Sequence[int]] | None = None,
+                 window_rule: str = "timm") -> None:
         super().__init__()
-        swin_tables.check_config(global_pool, depths, num_heads, num_classes)
+        swin_tables.check_config(global_pool, depths, num_heads, num_classes, window_rule)
+        self.window_rule = window_rule
         windows = swin_tables.stage_windows(window_size, len(depths))
         pretrained = swin_tables.stage_pretrained_windows(
             (0,) * len(depths) if pretrained_window_sizes is None else pretrained_window_sizes, len(depths))
@@ -250,7 +256,7 @@ class SwinTransformerV2(nn.Layer):
             SwinTransformerV2Stage(dims[max(i - 1, 0)], dims[i], resolutions[max(i - 1, 0)], depths[i],
                                    num_heads[i], windows[i], downsample=i > 0, mlp_ratio=mlp_ratio,
                                    qkv_bias=qkv_bias, proj_drop=proj_drop_rate, attn_drop=attn_drop_rate,
-                                   drop_path=rates[i], pretrained_window_size=pretrained[i])
+                                   drop_path=rates[i], pretrained_window_size=pretrained[i], window_rule=window_rule)
             for i in range(self.num_layers)])
         self.norm = nn.LayerNorm(self.num_features, epsilon=1e-5)
         self.head = ClassifierHead(self.num_features, num_classes, drop_rate)
@@ -261,6 +267,10 @@ class SwinTransformerV2(nn.Layer):
                 for norm in (block.norm1, block.norm2):
                     zeros(norm.weight)
                     zeros(norm.bias)
+
+    def window_rule_conflicts(self, rule: str) -> list[str]:
+        """The blocks that would compute differently under window ``rule`` (see ``ShiftedWindows``)."""
+        return window_rule_conflicts(self, rule)
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
         """``[B, C, H, W]`` -> last stage after the final norm ``[B, H/32, W/32, num_features]``

@@ -12,7 +12,8 @@ from paddle_vit import swin_tables
 from paddle_vit.checks import check_map, to_2tuple
 from torch_ref.layers import DropPath, Linear, Mlp
 from torch_ref.layers.weight_init import init_linear_and_norm
-from torch_ref.models.swin import ClassifierHead, ShiftedWindows, SwinPatchEmbed, check_window_input, merge_neighbours
+from torch_ref.models.swin import (ClassifierHead, ShiftedWindows, SwinPatchEmbed, check_window_input,
+                                   merge_neighbours, window_rule_conflicts)
 from torch_ref.registry import register_family
 
 LOGIT_SCALE_MAX = math.log(1.0 / 0.01)
@@ -92,10 +93,11 @@ class SwinTransformerV2Block(ShiftedWindows):
     def __init__(self, dim: int, input_resolution: int | Sequence[int], num_heads: int,
                  window_size: int | Sequence[int] = 7, shift_size: int | Sequence[int] = 0,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, proj_drop: float = 0.0, attn_drop: float = 0.0,
-                 drop_path: float = 0.0, pretrained_window_size: int | Sequence[int] = 0) -> None:
+                 drop_path: float = 0.0, pretrained_window_size: int | Sequence[int] = 0,
+                 window_rule: str = "timm") -> None:
         super().__init__()
         self.dim = dim
-        self._setup_windows(input_resolution, window_size, shift_size)
+        self._setup_windows(input_resolution, window_size, shift_size, window_rule)
         self.attn = WindowAttention(dim, self.window_size, num_heads, qkv_bias, attn_drop, proj_drop,
                                     pretrained_window_size)
         self.norm1 = nn.LayerNorm(dim, eps=1e-5)
@@ -137,7 +139,8 @@ class SwinTransformerV2Stage(nn.Module):
     def __init__(self, dim: int, out_dim: int, input_resolution: int | Sequence[int], depth: int, num_heads: int,
                  window_size: int | Sequence[int], downsample: bool = False, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, proj_drop: float = 0.0, attn_drop: float = 0.0,
-                 drop_path: float | Sequence[float] = 0.0, pretrained_window_size: int | Sequence[int] = 0) -> None:
+                 drop_path: float | Sequence[float] = 0.0, pretrained_window_size: int | Sequence[int] = 0,
+                 window_rule: str = "timm") -> None:
         super().__init__()
         if not downsample and dim != out_dim:
             raise ValueError(f"a stage without downsample keeps its width: dim {dim} != out_dim {out_dim}")
@@ -150,7 +153,8 @@ class SwinTransformerV2Stage(nn.Module):
         self.downsample = PatchMerging(dim, out_dim, self.input_resolution) if downsample else nn.Identity()
         self.blocks = nn.ModuleList([
             SwinTransformerV2Block(out_dim, self.output_resolution, num_heads, window, 0 if i % 2 == 0 else shift,
-                                   mlp_ratio, qkv_bias, proj_drop, attn_drop, rates[i], pretrained_window_size)
+                                   mlp_ratio, qkv_bias, proj_drop, attn_drop, rates[i], pretrained_window_size,
+                                   window_rule)
             for i in range(depth)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -171,9 +175,11 @@ class SwinTransformerV2(nn.Module):
                  window_size: int | Sequence[int] | Sequence[Sequence[int]] = 7, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, drop_rate: float = 0.0, proj_drop_rate: float = 0.0,
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1,
-                 pretrained_window_sizes: Sequence[int | Sequence[int]] | None = None) -> None:
+                 pretrained_window_sizes: Sequence[int | Sequence[int]] | None = None,
+                 window_rule: str = "timm") -> None:
         super().__init__()
-        swin_tables.check_config(global_pool, depths, num_heads, num_classes)
+        swin_tables.check_config(global_pool, depths, num_heads, num_classes, window_rule)
+        self.window_rule = window_rule
         windows = swin_tables.stage_windows(window_size, len(depths))
         pretrained = swin_tables.stage_pretrained_windows(
             (0,) * len(depths) if pretrained_window_sizes is None else pretrained_window_sizes, len(depths))
@@ -190,7 +196,7 @@ class SwinTransformerV2(nn.Module):
             SwinTransformerV2Stage(dims[max(i - 1, 0)], dims[i], resolutions[max(i - 1, 0)], depths[i],
                                    num_heads[i], windows[i], downsample=i > 0, mlp_ratio=mlp_ratio,
                                    qkv_bias=qkv_bias, proj_drop=proj_drop_rate, attn_drop=attn_drop_rate,
-                                   drop_path=rates[i], pretrained_window_size=pretrained[i])
+                                   drop_path=rates[i], pretrained_window_size=pretrained[i], window_rule=window_rule)
             for i in range(self.num_layers)])
         self.norm = nn.LayerNorm(self.num_features, eps=1e-5)
         self.head = ClassifierHead(self.num_features, num_classes, drop_rate)
@@ -200,6 +206,10 @@ class SwinTransformerV2(nn.Module):
                 for norm in (block.norm1, block.norm2):
                     nn.init.zeros_(norm.weight)
                     nn.init.zeros_(norm.bias)
+
+    def window_rule_conflicts(self, rule: str) -> list[str]:
+        """The blocks that would compute differently under window ``rule`` (see ``ShiftedWindows``)."""
+        return window_rule_conflicts(self, rule)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` -> last stage after the final norm ``[B, h, w, num_features]``."""

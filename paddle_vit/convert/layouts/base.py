@@ -66,6 +66,9 @@ class Layout:
     # something else (torchvision's Swin attention also shifts and partitions the map): the
     # layer-by-layer diff leaves them unpaired instead of comparing unlike outputs
     layerwise_skip: tuple[str, ...] = ()
+    # Swin: the rule by which the source fits windows to maps they do not divide, where a model's
+    # default could silently differ ('torchvision'); such a model is refused (``window_rule_conflicts``)
+    window_rule: str | None = None
 
     def map_key(self, key: str) -> tuple[str, str] | None:
         """``(target key, transform)`` for a source key (its first target), or ``None`` if it is

@@ -63,26 +63,26 @@ register_layout(Layout(
     rules=(*(Rule(rf"features\.{f}\.(\d+)\.attn\.relative_position_bias_table",
                   rf"layers.{s}.blocks.\1.attn.relative_position_bias_table", REL_POS_BIAS) for f, s in _TV_STAGES),
            *_torchvision_rules(r"attn\.qkv\.(?:weight|bias)", v2=False)),
-    ignore=SWIN_REBUILT, layerwise_skip=_TV_LAYERWISE_SKIP,
+    ignore=SWIN_REBUILT, layerwise_skip=_TV_LAYERWISE_SKIP, window_rule="torchvision",
     signature=(r"features\.0\.0\.weight", r"features\.1\.0\.attn\.relative_position_bias_table"),
     notes="torchvision.models.swin_t/s/b (V1; swin_v2_* is the swinv2 family). torchvision pads before "
           "the cyclic shift and never shrinks a window; timm shifts first and shrinks windows to small "
-          "maps. Both agree whenever every stage's map is a multiple of the window (224 px with window "
-          "7: 56, 28, 14, 7), which is where the converted logits match. A bias table for another window "
-          "is resized as for timm.",
+          "maps. Both agree wherever every stage's map is a multiple of the window (224 px with window "
+          "7: 56, 28, 14, 7); elsewhere pass window_rule='torchvision' (a model computing by timm's rule "
+          "there is refused). A bias table for another window is resized as for timm.",
 ))
 register_layout(Layout(
     family="swinv2", source="torchvision",
     rules=_torchvision_rules(r"attn\.qkv\.weight|attn\.logit_scale|attn\.cpb_mlp\.0\.(?:weight|bias)"
                              r"|attn\.cpb_mlp\.2\.weight", v2=True),
-    ignore=SWIN_V2_REBUILT, layerwise_skip=_TV_LAYERWISE_SKIP,
+    ignore=SWIN_V2_REBUILT, layerwise_skip=_TV_LAYERWISE_SKIP, window_rule="torchvision",
     signature=(r"features\.0\.0\.weight", r"features\.1\.0\.attn\.cpb_mlp\.0\.weight"),
     notes="torchvision.models.swin_v2_t/s/b = swinv2_{tiny,small,base}_window8_256. Its packed "
           "attn.qkv.bias becomes timm's q_bias and v_bias; its k third is zeroed by torchvision in every "
           "forward and is not carried. torchvision normalises the coordinates by the window itself "
           "(timm's pretrained_window_sizes=0), pads before the cyclic shift and never shrinks a window: "
-          "its logits are reproduced where every stage map is a multiple of the window (256 px with "
-          "window 8: 64, 32, 16, 8, its own size).",
+          "the two agree where every stage map is a multiple of the window (256 px with window 8: 64, "
+          "32, 16, 8, its own size); elsewhere pass window_rule='torchvision'.",
 ))
 
 
