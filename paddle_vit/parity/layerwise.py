@@ -119,9 +119,12 @@ def pair_modules(torch_model: Any, paddle_model: Any, source: str = "auto") -> t
         except KeyError:
             return ["<unmapped>" + key]  # never equals a Paddle key, so its module stays unpaired
 
+    import paddle
+    import torch
     skip = [n for n, _ in torch_model.named_modules() if any(re.fullmatch(p, n) for p in layout.layerwise_skip)]
-    t_names = [n for n, _ in torch_model.named_modules() if n not in skip]
-    p_names = [n for n, _ in paddle_model.named_sublayers(include_self=True)]
+    # lists of layers are never called (no forward): they cannot be the twin of a layer that is
+    t_names = [n for n, m in torch_model.named_modules() if n not in skip and not isinstance(m, torch.nn.ModuleList)]
+    p_names = [n for n, m in paddle_model.named_sublayers(include_self=True) if not isinstance(m, paddle.nn.LayerList)]
     t_sets = {n: frozenset(k for key in _keys_under(t_keys, n) for k in mapped(key)) for n in t_names}
     p_sets = {n: _keys_under(p_keys, n) for n in p_names}
 
@@ -344,6 +347,8 @@ def _label(name: str, call_no: int, i: int) -> str:
 
 def _add_row(rows: list[LayerDiff], name: str, ref_name: str, ref: Any, got: Any, tol: Tolerance) -> None:
     r, g = as_numpy(ref), as_numpy(got)
+    if r.shape != g.shape and r.size == g.size and r.shape[:1] == g.shape[:1] and r.shape[-1:] == g.shape[-1:]:
+        r = r.reshape(g.shape)  # the same rows, with the middle axes merged or split ([B, H, W, C] vs [B, H*W, C])
     if r.shape != g.shape:
         stats = ErrorStats(name, g.shape, float("inf"), float("inf"), float(np.abs(r).max(initial=0.0)), float("nan"))
     else:
