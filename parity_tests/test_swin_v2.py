@@ -12,6 +12,7 @@ import numpy as np
 import paddle
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 import paddle_vit
 import paddle_vit.models.swin_v2 as P2
@@ -286,6 +287,17 @@ def test_model_starts_as_timm_does():
         assert not block.attn.q_bias.numpy().any() and "attn.k_bias" not in block.state_dict()
 
 
+@settings(max_examples=10, deadline=None)
+@given(h=st.integers(1, 11), w=st.integers(1, 11), wh=st.integers(1, 5), ww=st.integers(1, 5), shifted=st.booleans(),
+       rule=st.sampled_from(swin_tables.WINDOW_RULES))
+def test_block_random_shapes(h, w, wh, ww, shifted, rule):
+    """Any map and window, either rule: padded or not, shrunk or not, shifted on none, one or both axes."""
+    shift = (wh // 2, ww // 2) if shifted else 0
+    tm, pm, routes = pair(T2.SwinTransformerV2Block, P2.SwinTransformerV2Block, 8, (h, w), 2, (wh, ww), shift, 2.0,
+                          window_rule=rule)
+    check_parity(tm, pm, routes, [random_input([2, h, w, 8])])
+
+
 # --- torchvision's window rule, its checkpoints at other sizes ----------------------------------------------
 def _torchvision_small(v2: bool, window: int):
     from torchvision.models.swin_transformer import (PatchMergingV2, SwinTransformer, SwinTransformerBlock,
@@ -375,18 +387,22 @@ def test_layerwise_pairs_swin_layers(v2, source):
                 "grad of layers.0.blocks.0.attn.logit_scale"} <= grads
 
 
-def test_export_and_inference_match_eager(tmp_path):
-    """One V2 variant, shrunk (padded, shifted and shrunk windows; pretrained windows), through
-    paddle.jit and Paddle Inference with and without oneDNN, any batch size."""
+@pytest.mark.parametrize("cfg", [SMALL, {**SMALL, "img_size": (32, 64), "window_rule": "torchvision",
+                                         "pretrained_window_sizes": None}], ids=["timm", "torchvision_rule"])
+def test_export_and_inference_match_eager(tmp_path, cfg):
+    """One V2 variant, shrunk (padded, shifted and shrunk windows; pretrained windows; torchvision's
+    rule with a map smaller than its pad), through paddle.jit and Paddle Inference with and without
+    oneDNN, any batch size."""
     from paddle_vit.deploy import InferencePredictor, export
     paddle.seed(0)
-    model = paddle_vit.create_model("swinv2_base_window12to16_192to256", **SMALL)
+    model = paddle_vit.create_model("swinv2_base_window12to16_192to256", **cfg)
     for name, p in model.named_parameters():  # no zero post-norm or head: every tensor must travel
         p.set_value(p + paddle.randn(p.shape) * 0.05 + (1.0 if name.endswith(("norm1.weight", "norm2.weight")) else 0.0))
     model.eval()
-    x = random_input([3, 3, 64, 96])
+    h, w = cfg["img_size"]
+    x = random_input([3, 3, h, w])
     eager = model(paddle.to_tensor(x)).numpy()
-    prefix = export(model, tmp_path / "model", [None, 3, 64, 96])
+    prefix = export(model, tmp_path / "model", [None, 3, h, w])
     loaded = paddle.jit.load(prefix)
     loaded.eval()
     assert_close(eager, loaded(paddle.to_tensor(x)), tolerance("model"), "jit.load")

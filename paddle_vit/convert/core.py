@@ -77,29 +77,29 @@ def plan(source_shapes: Mapping[str, tuple[int, ...]], model: nn.Layer, layout: 
     problems: list[str] = []
     routes: list[Route] = []
     claimed: dict[str, str] = {}
+    mapped: list[tuple[str, tuple[int, ...], str, str]] = []  # (src, shape, dst, transform)
     for src, shape in source_shapes.items():
-        try:
-            mapped = layout.targets(src)  # [] if ignored; several where a packed tensor is split
+        try:  # [] if ignored; several targets where a packed tensor is split
+            mapped += [(src, shape, dst, transform) for dst, transform in layout.targets(src)]
         except KeyError:
             problems.append(f"unmapped key {src!r} {list(shape)}: no rule of the {layout.source!r} layout maps it")
+    for src, shape, dst, transform in mapped:
+        if dst not in spec:
+            problems.append(f"unexpected key {src!r} {list(shape)} (-> {dst!r}): the model has no such tensor")
             continue
-        for dst, transform in mapped:
-            if dst not in spec:
-                problems.append(f"unexpected key {src!r} {list(shape)} (-> {dst!r}): the model has no such tensor")
-                continue
-            if dst in claimed:
-                problems.append(f"keys {claimed[dst]!r} and {src!r} both map to {dst!r}")
-                continue
-            claimed[dst] = src
-            target_shape, kind = spec[dst]
-            if transform == NONE:
-                transform = kind
-            if not _shape_fits(tuple(shape), target_shape, transform):
-                want = expected_source_shape(target_shape, transform)
-                problems.append(f"shape mismatch {src!r}: checkpoint {list(shape)}, model {dst!r} needs {list(want)}"
-                                + _SHAPE_NOTES.get(transform, ""))
-                continue
-            routes.append(Route(src, dst, transform))
+        if dst in claimed:
+            problems.append(f"keys {claimed[dst]!r} and {src!r} both map to {dst!r}")
+            continue
+        claimed[dst] = src
+        target_shape, kind = spec[dst]
+        if transform == NONE:
+            transform = kind
+        if not _shape_fits(tuple(shape), target_shape, transform):
+            want = expected_source_shape(target_shape, transform)
+            problems.append(f"shape mismatch {src!r}: checkpoint {list(shape)}, model {dst!r} needs {list(want)}"
+                            + _SHAPE_NOTES.get(transform, ""))
+            continue
+        routes.append(Route(src, dst, transform))
     conflicts = getattr(model, "window_rule_conflicts", None)  # Swin: windows computed as the source does?
     if layout.window_rule is not None and conflicts is not None:
         problems += conflicts(layout.window_rule)
