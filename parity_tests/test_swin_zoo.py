@@ -171,9 +171,11 @@ TORCHVISION = [("swin_tiny_patch4_window7_224", "swin_t"), ("swin_small_patch4_w
                ("swinv2_small_window8_256", "swin_v2_s"), ("swinv2_base_window8_256", "swin_v2_b")]
 
 
+@pytest.mark.full_size
 @pytest.mark.parametrize("ours,builder", TORCHVISION, ids=[b for _, b in TORCHVISION])
 def test_torchvision_builder_at_full_width(tmp_path, ours, builder):
-    """torchvision's own constructor, random weights, at its own image size (batch 1)."""
+    """torchvision's own constructor, random weights, at its own image size (batch 1); 3-12 s each
+    on 2 loaded cores (swin_v2_b the longest)."""
     torchvision = pytest.importorskip("torchvision", reason="torchvision is needed for its checkpoints")
     from paddle_vit.convert.layouts import TORCHVISION_NAMES
     assert TORCHVISION_NAMES[ours] == builder
