@@ -17,7 +17,6 @@ from harness import check_parity, pair, randomize_, random_input
 from paddle_vit import swin_tables
 from paddle_vit.convert import ConversionError, convert_state_dict, detect_source, load_state_dict_strict
 from paddle_vit.parity import assert_close, tolerance
-from paddle_vit.variants import list_models, model_kwargs
 
 timm = pytest.importorskip("timm", reason="timm is needed for the timm-checkpoint tests")
 torchvision = pytest.importorskip("torchvision", reason="torchvision is needed for the torchvision-checkpoint tests")
@@ -272,7 +271,8 @@ def test_block(device, res, window, shift):
     check_parity(tm, pm, routes, [random_input([2, *res, 12])], device=device)
 
 
-@pytest.mark.parametrize("res,window,shift", [((7, 10), 4, 2), ((3, 5), 4, 2), ((8, 8), 4, 2), ((9, 9), (4, 3), (2, 1))])
+@pytest.mark.parametrize("res,window,shift", [((7, 10), 4, 2), ((3, 5), 4, 2), ((8, 8), 4, 2),
+                                              ((9, 9), (4, 3), (2, 1))])
 def test_block_torchvision_rule(res, window, shift):
     """Pad, then roll (and back), windows never shrunk: torch_ref and paddle_vit agree."""
     tm, pm, routes = pair(TS.SwinTransformerBlock, PS.SwinTransformerBlock, 12, res, 3, None, window, shift, 2.0,

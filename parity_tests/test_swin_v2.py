@@ -397,7 +397,8 @@ def test_export_and_inference_match_eager(tmp_path, cfg):
     paddle.seed(0)
     model = paddle_vit.create_model("swinv2_base_window12to16_192to256", **cfg)
     for name, p in model.named_parameters():  # no zero post-norm or head: every tensor must travel
-        p.set_value(p + paddle.randn(p.shape) * 0.05 + (1.0 if name.endswith(("norm1.weight", "norm2.weight")) else 0.0))
+        post_norm = name.endswith(("norm1.weight", "norm2.weight"))
+        p.set_value(p + paddle.randn(p.shape) * 0.05 + (1.0 if post_norm else 0.0))
     model.eval()
     h, w = cfg["img_size"]
     x = random_input([3, 3, h, w])

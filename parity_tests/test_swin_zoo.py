@@ -44,7 +44,8 @@ def test_every_timm_architecture_is_a_variant():
         assert not missing, f"timm's {MODULES[family]} architectures with pretrained tags that are not variants: " \
                             f"{missing} (run tools/gen_swin_zoo.py)"
         for name, (kwargs, _) in rows.items():
-            assert get_variant(name) == (family, kwargs), f"{name}: the table differs from timm (run tools/gen_swin_zoo.py)"
+            assert get_variant(name) == (family, kwargs), \
+                f"{name}: the table differs from timm (run tools/gen_swin_zoo.py)"
     ours = {n for n in list_models("swin*") if get_variant(n)[0] in MODULES}
     stale = sorted(ours - {n for rows in TIMM.values() for n in rows})
     assert not stale, f"variants that timm no longer has with a pretrained tag: {stale}"

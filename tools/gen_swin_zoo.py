@@ -68,7 +68,8 @@ def timm_variants(timm_module: str) -> dict[str, tuple[dict[str, Any], dict[str,
         cfg = get_pretrained_cfg(arch)  # the default tag's
         if not cfg.fixed_input_size:
             raise RuntimeError(f"{arch}: timm's cfg is not fixed_input_size; the generator assumes it is")
-        kwargs["img_size"] = cfg.input_size[-1] if cfg.input_size[-1] == cfg.input_size[-2] else tuple(cfg.input_size[1:])
+        h, w = cfg.input_size[1:]
+        kwargs["img_size"] = h if h == w else (h, w)
         if cfg.num_classes != 1000:  # timm's builder passes the default tag's head size
             kwargs["num_classes"] = cfg.num_classes
         unknown = set(kwargs) - set(ORDER)
