@@ -1,5 +1,6 @@
 """Framework-free Swin tables, shared by both trees: the relative position index, the shifted-window
-attention mask and timm's rule for the window and shift a stage actually uses.
+attention mask, timm's rule for the window and shift a stage actually uses, the per-stage window
+arguments, and Swin V2's log-spaced relative coordinates (the input of its position-bias MLP).
 
 Both ``paddle_vit.models.swin`` and ``torch_ref.models.swin`` build their (non-persistable) buffers
 from these arrays, so the two trees cannot disagree about them; the tests check them against an
@@ -25,18 +26,35 @@ def pair(v: int | Sequence[int], name: str) -> tuple[int, int]:
     return out  # type: ignore[return-value]
 
 
-def window_and_shift(resolution: Sequence[int], window: int | Sequence[int], shift: int | Sequence[int]
-                     ) -> tuple[tuple[int, int], tuple[int, int]]:
-    """timm's rule, per axis: a window larger than (or equal to) the resolution shrinks to it and
-    that axis is not shifted (one window covers it; a shift would only permute it)."""
+# How a block fits its windows to a map that is not a multiple of the window (see window_and_shift).
+WINDOW_RULES = ("timm", "torchvision")
+
+
+def window_and_shift(resolution: Sequence[int], window: int | Sequence[int], shift: int | Sequence[int],
+                     rule: str = "timm") -> tuple[tuple[int, int], tuple[int, int]]:
+    """The window and shift a block uses, per axis. Both rules leave an axis unshifted where the
+    map is not longer than the window (one window covers it; a shift would only permute it).
+    ``timm`` (and the original Swin): such a window also shrinks to the map. ``torchvision``: the
+    window is kept and the map is padded up to it (the padding tokens take part in attention)."""
+    if rule not in WINDOW_RULES:
+        raise ValueError(f"window_rule must be one of {WINDOW_RULES}, got {rule!r}")
     res, win, sh = pair(resolution, "input_resolution"), pair(window, "window_size"), pair(shift, "shift_size")
     if min(res) < 1 or min(win) < 1:
         raise ValueError(f"input_resolution and window_size must be >= 1, got {res} and {win}")
     if any(s >= w for s, w in zip(sh, win) if s):
         raise ValueError(f"shift_size {sh} must be smaller than window_size {win}")
-    new_win = tuple(r if r <= w else w for r, w in zip(res, win))
-    new_shift = tuple(0 if r <= w else s for r, w, s in zip(res, new_win, sh))
+    new_win = tuple(r if r <= w and rule == "timm" else w for r, w in zip(res, win))
+    new_shift = tuple(0 if r <= w else s for r, w, s in zip(res, win, sh))
     return new_win, new_shift  # type: ignore[return-value]
+
+
+def rules_differ(resolution: Sequence[int], window: int | Sequence[int], shift: int | Sequence[int]) -> bool:
+    """Whether a block computes differently under the two rules: on some axis the map is shorter than
+    the window (timm shrinks the window, torchvision pads up to it), or it is padded and shifted
+    (timm rolls the map and then pads, torchvision pads and then rolls the padded map)."""
+    res, win = pair(resolution, "input_resolution"), pair(window, "window_size")
+    _, sh = window_and_shift(res, win, shift)
+    return any(r < w or (r % w and s) for r, w, s in zip(res, win, sh))
 
 
 def relative_position_index(window: Sequence[int]) -> np.ndarray:
@@ -107,6 +125,64 @@ def inverse_order(order: np.ndarray) -> np.ndarray:
     return np.argsort(order).astype(np.int64)
 
 
+def stage_windows(window_size: int | Sequence[int] | Sequence[Sequence[int]], num_stages: int
+                  ) -> tuple[tuple[int, int], ...]:
+    """One ``(h, w)`` window per stage, timm's reading of ``window_size``: an int or ``(h, w)`` for
+    every stage, or one int / ``(h, w)`` per stage. A sequence of two ints is always one ``(h, w)``
+    (as in timm), so a two-stage model with per-stage windows spells them ``((7, 7), (14, 14))``."""
+    what = (f"window_size must be an int >= 1, (height, width), or one of those per stage "
+            f"({num_stages} stages), got {window_size!r}")
+    if isinstance(window_size, (int, np.integer)):
+        per_stage = [window_size] * num_stages
+    elif (isinstance(window_size, (list, tuple)) and len(window_size) == 2
+          and all(isinstance(v, (int, np.integer)) for v in window_size)):
+        per_stage = [tuple(window_size)] * num_stages
+    elif isinstance(window_size, (list, tuple)) and len(window_size) == num_stages:
+        per_stage = list(window_size)
+    else:
+        raise ValueError(what)
+    out = []
+    for w in per_stage:
+        try:
+            win = pair(w, "window_size")
+        except (TypeError, ValueError):
+            raise ValueError(what) from None
+        if min(win) < 1:
+            raise ValueError(what)
+        out.append(win)
+    return tuple(out)
+
+
+def stage_pretrained_windows(pretrained_window_sizes: Sequence[int | Sequence[int]], num_stages: int
+                             ) -> tuple[tuple[int, int], ...]:
+    """Swin V2's ``pretrained_window_sizes``: one int or ``(h, w)`` per stage, ``0`` meaning "this
+    stage's own window" (the coordinates are then normalised by the window itself)."""
+    what = (f"pretrained_window_sizes must have one int >= 0 or (height, width) per stage "
+            f"({num_stages} stages; 0 = the stage's own window), got {pretrained_window_sizes!r}")
+    if not isinstance(pretrained_window_sizes, (list, tuple)) or len(pretrained_window_sizes) != num_stages:
+        raise ValueError(what)
+    try:
+        return tuple(pair(w, "pretrained_window_size") for w in pretrained_window_sizes)
+    except (TypeError, ValueError):
+        raise ValueError(what) from None
+
+
+def log_relative_coords(window: Sequence[int], pretrained_window: Sequence[int] = (0, 0)) -> np.ndarray:
+    """Swin V2's continuous relative coordinates ``[1, 2Wh-1, 2Ww-1, 2]`` float32 (timm's
+    ``relative_coords_table``): entry ``[0, i, j]`` is the offset ``(dy, dx) = (i - Wh + 1, j - Ww + 1)``
+    divided per axis by ``P - 1`` (``P``: the pretrained window on that axis if given, else the
+    window; at least 1), times 8, then ``sign(t) * log2(1 + |t|) / log2(8)``: ``[-1, 1]`` for the
+    window itself, log-spaced so that a larger window extrapolates gently."""
+    wh, ww = pair(window, "window_size")
+    ph, pw = pair(pretrained_window, "pretrained_window_size")
+    norm_h, norm_w = (ph, pw) if ph > 0 else (wh, ww)  # timm tests the first axis only
+    dy = np.arange(-(wh - 1), wh, dtype=np.float64) / max(norm_h - 1, 1)
+    dx = np.arange(-(ww - 1), ww, dtype=np.float64) / max(norm_w - 1, 1)
+    table = np.stack(np.meshgrid(dy, dx, indexing="ij"), axis=-1) * 8.0         # [2Wh-1, 2Ww-1, 2]
+    table = np.sign(table) * np.log2(np.abs(table) + 1.0) / np.log2(8.0)
+    return table[None].astype(np.float32)
+
+
 def stage_resolutions(grid: Sequence[int], num_stages: int) -> list[tuple[int, int]]:
     """Token grid of each stage's blocks: stage 0 runs on the patch grid, each later one on the
     previous grid halved with rounding up (PatchMerging pads an odd side)."""
@@ -127,8 +203,11 @@ def drop_path_rates(drop_path_rate: float, depths: Sequence[int]) -> list[list[f
     return out
 
 
-def check_config(global_pool: str, depths: Sequence[int], num_heads: Sequence[int], num_classes: int) -> None:
+def check_config(global_pool: str, depths: Sequence[int], num_heads: Sequence[int], num_classes: int,
+                 window_rule: str = "timm") -> None:
     """A ``SwinTransformer`` configuration both trees accept, or a ValueError naming what is wrong."""
+    if window_rule not in WINDOW_RULES:
+        raise ValueError(f"window_rule must be one of {WINDOW_RULES}, got {window_rule!r}")
     if global_pool != "avg":
         raise ValueError(f"global_pool must be 'avg' (timm's Swin default), got {global_pool!r}")
     if len(depths) < 1 or len(depths) != len(num_heads) or min(depths) < 1:

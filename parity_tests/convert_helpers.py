@@ -25,6 +25,8 @@ TINY: dict[str, tuple[str, dict[str, Any]]] = {
     # window 2 divides every stage map (16, 8, 4, 2): where torchvision's Swin and timm's agree
     "swin": ("swin_tiny_patch4_window7_224", {"img_size": 64, "num_classes": 10, "embed_dim": 16,
                                               "depths": (2, 2, 2, 2), "num_heads": (1, 1, 2, 2), "window_size": 2}),
+    "swinv2": ("swinv2_tiny_window8_256", {"img_size": 64, "num_classes": 10, "embed_dim": 16,
+                                           "depths": (2, 2, 2, 2), "num_heads": (1, 1, 2, 2), "window_size": 2}),
     # tf_: timm's BN eps for it is 1e-3, as ours (its non-tf efficientnetv2_* use 1e-5); full width
     # because timm scales S's head with the channel multiplier and we do not
     "efficientnetv2": ("tf_efficientnetv2_s", {"num_classes": 10, "depth_multiplier": 0.25}),

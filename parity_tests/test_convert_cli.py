@@ -104,7 +104,8 @@ def test_verification_catches_a_wrong_conversion(tmp_path, monkeypatch):
     torch.save(source_state("vit", "timm"), src)
     real = core.apply_transform
     # a converter bug: the attention output projection gains 1 % of scale
-    monkeypatch.setattr(core, "apply_transform", lambda a, t, m, s: real(a, t, m, s) * (1.01 if len(s) == 2 and s[0] == s[1] else 1.0))
+    monkeypatch.setattr(core, "apply_transform", lambda a, t, m, s, *key: real(a, t, m, s, *key)
+                        * (1.01 if len(s) == 2 and s[0] == s[1] else 1.0))
     code, out = run_cli(src, dst, *cli_args("vit"))
     assert code == 3 and "FAIL" in out and "does not reproduce" in out, out
     assert folder_listing(tmp_path) == ["src.pth"]

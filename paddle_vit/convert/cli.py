@@ -171,10 +171,11 @@ def verify_paddle_file(args: argparse.Namespace, kwargs: dict[str, Any], family:
     state = read_checkpoint(args.src)[0]  # memory-mapped again: pages are read as the torch model loads
     routes = plan_for(state, model, source)
     shapes = {k: v[0] for k, v in target_spec(model).items()}
+    windows = verify.table_windows(model, routes)
     del model
     _release_memory()
     torch_model = verify.load_without_copy(lambda: sources.build_source_model(args.model, family, source, kwargs),
-                                           verify.source_state_for(state, routes, shapes, grid), source)
+                                           verify.source_state_for(state, routes, shapes, grid, windows), source)
     del state
     return verify.compare_logits(verify.torch_logits(torch_model, x), got, source, x)
 

@@ -13,7 +13,8 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from paddle_vit.convert.layouts import LAYOUTS, NONE, POS_EMBED, Layout, get_layout
+from paddle_vit.convert.layouts import LAYOUTS, NONE, POS_EMBED, Q_OF_QKV, REL_POS_BIAS, V_OF_QKV, Layout, get_layout
+from paddle_vit.resample import resize_rel_pos_bias_table, table_side
 
 LINEAR = "linear"  # derived from the target layer's type, see layouts/base.py
 
@@ -52,6 +53,8 @@ def target_spec(model: nn.Layer) -> dict[str, tuple[tuple[int, ...], str]]:
 
 
 def expected_source_shape(target_shape: tuple[int, ...], kind: str) -> tuple[int, ...]:
+    if kind in (Q_OF_QKV, V_OF_QKV):  # one third of a packed q|k|v bias
+        return (3 * target_shape[0],)
     return tuple(reversed(target_shape)) if kind == LINEAR else target_shape
 
 
@@ -74,15 +77,13 @@ def plan(source_shapes: Mapping[str, tuple[int, ...]], model: nn.Layer, layout: 
     problems: list[str] = []
     routes: list[Route] = []
     claimed: dict[str, str] = {}
+    mapped: list[tuple[str, tuple[int, ...], str, str]] = []  # (src, shape, dst, transform)
     for src, shape in source_shapes.items():
-        try:
-            mapped = layout.map_key(src)
+        try:  # [] if ignored; several targets where a packed tensor is split
+            mapped += [(src, shape, dst, transform) for dst, transform in layout.targets(src)]
         except KeyError:
             problems.append(f"unmapped key {src!r} {list(shape)}: no rule of the {layout.source!r} layout maps it")
-            continue
-        if mapped is None:
-            continue
-        dst, transform = mapped
+    for src, shape, dst, transform in mapped:
         if dst not in spec:
             problems.append(f"unexpected key {src!r} {list(shape)} (-> {dst!r}): the model has no such tensor")
             continue
@@ -96,9 +97,12 @@ def plan(source_shapes: Mapping[str, tuple[int, ...]], model: nn.Layer, layout: 
         if not _shape_fits(tuple(shape), target_shape, transform):
             want = expected_source_shape(target_shape, transform)
             problems.append(f"shape mismatch {src!r}: checkpoint {list(shape)}, model {dst!r} needs {list(want)}"
-                            + (" (a Linear weight, stored [out, in] in torch)" if transform == LINEAR else ""))
+                            + _SHAPE_NOTES.get(transform, ""))
             continue
         routes.append(Route(src, dst, transform))
+    conflicts = getattr(model, "window_rule_conflicts", None)  # Swin: windows computed as the source does?
+    if layout.window_rule is not None and conflicts is not None:
+        problems += conflicts(layout.window_rule)
     for dst, (shape, kind) in spec.items():
         if dst not in claimed:  # named and shaped as the torch checkpoint would hold it
             problems.append(f"missing key {dst!r} {list(expected_source_shape(shape, kind))}: not in the checkpoint")
@@ -107,9 +111,19 @@ def plan(source_shapes: Mapping[str, tuple[int, ...]], model: nn.Layer, layout: 
     return routes
 
 
+_SHAPE_NOTES = {
+    LINEAR: " (a Linear weight, stored [out, in] in torch)",
+    REL_POS_BIAS: " (a bias table [(2M-1)^2, heads]: the same heads, and a square window's rows to be resized)",
+    Q_OF_QKV: " (a packed q|k|v bias)", V_OF_QKV: " (a packed q|k|v bias)",
+}
+
+
 def _shape_fits(shape: tuple[int, ...], target: tuple[int, ...], transform: str) -> bool:
     if transform == POS_EMBED:  # any grid with the same width and prefix tokens can be resampled
         return len(shape) == 3 and shape[0] == 1 and shape[2] == target[2] and shape[1] > 1
+    if transform == REL_POS_BIAS:  # the same heads; a table of another square window can be resized
+        return (len(shape) == 2 and shape[1] == target[1]
+                and (shape[0] == target[0] or table_side(shape[0]) is not None))
     return shape == expected_source_shape(target, transform)
 
 
@@ -136,15 +150,35 @@ def transpose(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array.T)
 
 
-def apply_transform(array: np.ndarray, transform: str, model: nn.Layer, target_shape: tuple[int, ...]) -> np.ndarray:
+def apply_transform(array: np.ndarray, transform: str, model: nn.Layer, target_shape: tuple[int, ...],
+                    key: str = "") -> np.ndarray:
+    """``array`` as target tensor ``key`` of ``model`` (of ``target_shape``) takes it."""
     if transform == LINEAR:
         return transpose(array)
+    if transform in (Q_OF_QKV, V_OF_QKV):
+        n = target_shape[0]
+        return array[:n] if transform == Q_OF_QKV else array[2 * n:]
+    if transform == REL_POS_BIAS and tuple(array.shape) != target_shape:
+        owner = dict(model.named_sublayers())[key.rpartition(".")[0]]  # the attention layer: its window
+        return resize_rel_pos_bias_table(array, owner.window_size)
     if transform == POS_EMBED and tuple(array.shape) != target_shape:
         from paddle_vit.layers.pos_embed import resample_pos_embed
         grid = model.patch_embed.grid_size
         prefix = target_shape[1] - grid[0] * grid[1]
         return resample_pos_embed(paddle.to_tensor(array), grid, num_prefix_tokens=prefix).numpy()
     return array
+
+
+def gradient_view(grad: np.ndarray, transform: str) -> np.ndarray:
+    """A source tensor's gradient in the layout of the target a route carries it to (transposed for
+    a Linear, the q or v third of a packed bias); a resampled tensor is returned as it is, and its
+    shape then differs from the target's (no element-wise twin)."""
+    if transform == LINEAR:
+        return grad.T
+    if transform in (Q_OF_QKV, V_OF_QKV):
+        n = grad.shape[0] // 3
+        return grad[:n] if transform == Q_OF_QKV else grad[2 * n:]
+    return grad
 
 
 def tensor_shapes(state: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -209,7 +243,8 @@ def convert_state_dict(state: Mapping[str, Any], model: nn.Layer, source: str = 
     for route in (progress or list)(routes):
         array = checked_array(state[route.src], route.src, problems)
         if array is not None:
-            out[route.dst] = apply_transform(array, route.transform, model, spec[route.dst][0]).astype(np.float32, copy=False)
+            out[route.dst] = apply_transform(array, route.transform, model, spec[route.dst][0],
+                                             route.dst).astype(np.float32, copy=False)
     if problems:
         raise ConversionError(f"checkpoint does not fit model {model_name(model)!r}", problems)
     return out

@@ -111,19 +111,37 @@ def _torchvision_vit(name: str, overrides: dict) -> Any:
 @register_builder("swin", "torchvision")
 def _torchvision_swin(name: str, overrides: dict) -> Any:
     from torchvision.models.swin_transformer import SwinTransformer
+    return SwinTransformer(**_torchvision_swin_args(name, overrides, "swin"))
+
+
+@register_builder("swinv2", "torchvision")
+def _torchvision_swin_v2(name: str, overrides: dict) -> Any:
+    from torchvision.models.swin_transformer import PatchMergingV2, SwinTransformer, SwinTransformerBlockV2
+    return SwinTransformer(**_torchvision_swin_args(name, overrides, "swinv2"), block=SwinTransformerBlockV2,
+                           downsample_layer=PatchMergingV2)
+
+
+def _torchvision_swin_args(name: str, overrides: dict, family: str) -> dict[str, Any]:
+    """torchvision's ``SwinTransformer`` arguments for our Swin (V1 or V2) variant."""
+    from paddle_vit import swin_tables
     from paddle_vit.variants import model_kwargs
     kwargs = model_kwargs(name, **overrides)[1]
     kwargs.pop("img_size", None)  # torchvision's Swin takes any size
+    kwargs.pop("window_rule", None)  # torchvision computes by its own (plan() refuses a model that differs)
+    if family == "swinv2" and any(kwargs.pop("pretrained_window_sizes", None) or ()):
+        raise ConversionError(f"cannot verify a torchvision checkpoint of {name!r}", [
+            "torchvision's Swin V2 normalises its coordinates by the window itself: it has no "
+            "pretrained_window_sizes"])
     unsupported = set(kwargs) - {"patch_size", "embed_dim", "depths", "num_heads", "window_size", "num_classes",
                                  "mlp_ratio"}
-    if unsupported:
-        raise ConversionError(f"cannot verify a torchvision checkpoint of {name!r}",
-                              [f"torchvision's SwinTransformer has no counterpart to {sorted(unsupported)}"])
+    windows = set(swin_tables.stage_windows(kwargs.get("window_size", 7), len(kwargs["depths"])))
+    if unsupported or len(windows) > 1:
+        raise ConversionError(f"cannot verify a torchvision checkpoint of {name!r}", [
+            f"torchvision's SwinTransformer has no counterpart to {sorted(unsupported) or 'per-stage windows'}"])
     pair = lambda v: [v, v] if isinstance(v, int) else list(v)  # noqa: E731
-    return SwinTransformer(patch_size=pair(kwargs["patch_size"]), embed_dim=kwargs["embed_dim"],
-                           depths=list(kwargs["depths"]), num_heads=list(kwargs["num_heads"]),
-                           window_size=pair(kwargs["window_size"]), mlp_ratio=kwargs.get("mlp_ratio", 4.0),
-                           num_classes=kwargs.get("num_classes", 1000))
+    return dict(patch_size=pair(kwargs.get("patch_size", 4)), embed_dim=kwargs["embed_dim"],
+                depths=list(kwargs["depths"]), num_heads=list(kwargs["num_heads"]), window_size=list(windows.pop()),
+                mlp_ratio=kwargs.get("mlp_ratio", 4.0), num_classes=kwargs.get("num_classes", 1000))
 
 
 @register_builder("efficientnetv2", "torchvision")

@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from paddle_vit.convert.core import ConversionError, Route, to_numpy
-from paddle_vit.convert.layouts import POS_EMBED
+from paddle_vit.convert.layouts import POS_EMBED, REL_POS_BIAS
 from paddle_vit.parity import ErrorStats, Tolerance, error_stats, tolerance
 from paddle_vit.parity.compare import SCALE_FLOOR
 
@@ -65,19 +65,34 @@ def torch_logits(model: Any, x: np.ndarray) -> np.ndarray:
 
 
 def source_state_for(state: Mapping[str, Any], routes: list[Route], target_shapes: Mapping[str, tuple[int, ...]],
-                     grid: Any) -> dict[str, Any]:
+                     grid: Any, windows: Mapping[str, tuple[int, int]] | None = None) -> dict[str, Any]:
     """``state`` as the source model at the converted size loads it: a position embedding that the
     converter resampled to another grid (``target_shapes``: our model's, by Paddle key) is resampled
-    the same way with the torch reference's own resampler."""
+    the same way with the torch reference's own resampler; a Swin bias table resized for another
+    window (``windows``: the window of each such table, by Paddle key) is resized as timm's
+    checkpoint filter resizes it (the shared ``resample.resize_rel_pos_bias_table``, tested
+    against timm's own)."""
     import torch
+    from paddle_vit.resample import resize_rel_pos_bias_table
     from torch_ref.layers.pos_embed import resample_pos_embed
     out = {k: state[k] for k in state}
     for route in routes:
         want = tuple(target_shapes[route.dst])
-        if route.transform == POS_EMBED and tuple(out[route.src].shape) != want:
+        if tuple(out[route.src].shape) == want:
+            continue
+        if route.transform == POS_EMBED:
             tensor = torch.from_numpy(np.array(to_numpy(out[route.src], route.src), dtype=np.float32))
             out[route.src] = resample_pos_embed(tensor, grid, num_prefix_tokens=want[1] - grid[0] * grid[1])
+        elif route.transform == REL_POS_BIAS:
+            table = np.array(to_numpy(out[route.src], route.src), dtype=np.float32)
+            out[route.src] = torch.from_numpy(resize_rel_pos_bias_table(table, (windows or {})[route.dst]))
     return out
+
+
+def table_windows(model: Any, routes: list[Route]) -> dict[str, tuple[int, int]]:
+    """The window of the layer each resized bias table (``REL_POS_BIAS`` route) lands in, by Paddle key."""
+    layers = dict(model.named_sublayers())
+    return {r.dst: tuple(layers[r.dst.rpartition(".")[0]].window_size) for r in routes if r.transform == REL_POS_BIAS}
 
 
 def load_without_copy(build: Callable[[], Any], state: Mapping[str, Any], what: str) -> Any:

@@ -40,15 +40,36 @@ def window_reverse(windows: paddle.Tensor, window: Sequence[int], H: int, W: int
 
 
 def pad_bottom_right(x: paddle.Tensor, pad_h: int, pad_w: int) -> paddle.Tensor:
-    """Zero-pad ``[B, H, W, C]`` to ``[B, H + pad_h, W + pad_w, C]`` at the bottom and right
-    (``pad_h <= H``, ``pad_w <= W``: a pad is always smaller than the window, which fits the map)."""
+    """Zero-pad ``[B, H, W, C]`` to ``[B, H + pad_h, W + pad_w, C]`` at the bottom and right."""
     # Not F.pad: Paddle Inference's oneDNN pad kernel fails on an NHWC map (pads the wrong axes, or
     # raises dnnl::error; found by test_export_swin). Concatenating zeros exports on every backend.
+    # A pad longer than the map (torchvision's rule on a map smaller than the window) tiles one row.
     if pad_h:
-        x = paddle.concat([x, paddle.zeros_like(x[:, :pad_h])], axis=1)
+        zeros = paddle.zeros_like(x[:, :pad_h]) if pad_h <= x.shape[1] else \
+            paddle.zeros_like(x[:, :1]).tile([1, pad_h, 1, 1])
+        x = paddle.concat([x, zeros], axis=1)
     if pad_w:
-        x = paddle.concat([x, paddle.zeros_like(x[:, :, :pad_w])], axis=2)
+        zeros = paddle.zeros_like(x[:, :, :pad_w]) if pad_w <= x.shape[2] else \
+            paddle.zeros_like(x[:, :, :1]).tile([1, 1, pad_w, 1])
+        x = paddle.concat([x, zeros], axis=2)
     return x
+
+
+def check_window_input(x: paddle.Tensor, mask: paddle.Tensor | None, dim: int, window: Sequence[int],
+                       where: str) -> None:
+    """Window attention's input: ``x [B * nW, Mh * Mw, dim]``, ``mask [nW, N, N]`` with ``nW`` dividing
+    the batch (or ``None``); else a ValueError naming the expected shape."""
+    check_tokens(x, dim, where)
+    B_, N, _ = x.shape
+    area = window[0] * window[1]
+    if N != area:
+        raise ValueError(f"{where}: expected {area} tokens per window (window {tuple(window)}), "
+                         f"got shape {list(x.shape)}")
+    if mask is not None:
+        num_win = mask.shape[0]
+        if list(mask.shape) != [num_win, N, N] or (isinstance(B_, int) and B_ % num_win):
+            raise ValueError(f"{where}: mask must be [num_windows, {N}, {N}] with num_windows "
+                             f"dividing the batch {B_}, got {list(mask.shape)}")
 
 
 class WindowAttention(nn.Layer):
@@ -93,16 +114,8 @@ class WindowAttention(nn.Layer):
                 ) -> tuple[paddle.Tensor, paddle.Tensor | None]:
         """``x [B * nW, N, C]``, ``mask [nW, N, N]`` (additive, or ``None``) ->
         ``(out [B * nW, N, C], attn [B * nW, num_heads, N, N] if return_attn else None)``."""
-        check_tokens(x, self.dim, "WindowAttention")
+        check_window_input(x, mask, self.dim, self.window_size, "WindowAttention")
         B_, N, _ = x.shape
-        if N != self.window_area:
-            raise ValueError(f"WindowAttention: expected {self.window_area} tokens per window "
-                             f"(window {self.window_size}), got shape {list(x.shape)}")
-        if mask is not None:
-            num_win = mask.shape[0]
-            if list(mask.shape) != [num_win, N, N] or (isinstance(B_, int) and B_ % num_win):
-                raise ValueError(f"WindowAttention: mask must be [num_windows, {N}, {N}] with num_windows "
-                                 f"dividing the batch {B_}, got {list(mask.shape)}")
 
         def add_bias_and_mask(logits: paddle.Tensor) -> paddle.Tensor:  # [B_, heads, N, N]
             bias = self.relative_position_bias()                                 # [1, heads, N, N]
@@ -124,34 +137,33 @@ class WindowAttention(nn.Layer):
         return out, attn if return_attn else None
 
 
-class SwinTransformerBlock(nn.Layer):
-    """``[B, H, W, C]`` -> ``[B, H, W, C]``: (shifted-)window attention and an MLP, pre-norm, residual.
+class ShiftedWindows(nn.Layer):
+    """The window machinery of a Swin block (V1 and V2): ``_attn(x)`` runs ``self.attn`` over the
+    (shifted) windows of a ``[B, H, W, C]`` map and puts the result back in place.
 
-    The map is rolled by ``-shift``, padded at the bottom/right to a multiple of the window,
-    attended window by window (with ``attn_mask`` keeping rolled-in tokens apart), then cropped and
-    rolled back. A window at least as large as the map (per axis) shrinks to it and is not shifted
-    (timm's rule, ``swin_tables.window_and_shift``).
+    ``window_rule='timm'`` (the default; the original Swin's): the map is rolled by ``-shift``,
+    padded at the bottom/right to a multiple of the window, attended window by window (with
+    ``attn_mask`` keeping rolled-in tokens apart), then cropped and rolled back; a window at least
+    as large as the map (per axis) shrinks to it and is not shifted. ``'torchvision'``: padded
+    first, then rolled (and back), and a window is never shrunk (``swin_tables.window_and_shift``).
+    The two agree wherever the map is a multiple of the window; there, roll + partition (and back)
+    is one gather of whole tokens instead: ~8x faster on CPU than Paddle's copy of the 6-D
+    transposed view.
     """
 
-    def __init__(self, dim: int, input_resolution: int | Sequence[int], num_heads: int = 4,
-                 head_dim: int | None = None, window_size: int | Sequence[int] = 7,
-                 shift_size: int | Sequence[int] = 0, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 proj_drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0) -> None:
-        super().__init__()
-        self.dim = dim
+    def _setup_windows(self, input_resolution: int | Sequence[int], window_size: int | Sequence[int],
+                       shift_size: int | Sequence[int], window_rule: str = "timm") -> None:
+        """Sets ``input_resolution``, ``window_size``, ``shift_size`` (as used), ``window_rule``, the
+        requested ``target_window``/``target_shift`` and the non-persistable buffers ``attn_mask``,
+        ``window_order``, ``window_restore`` (``None`` where not needed)."""
         self.input_resolution = to_2tuple(input_resolution, "input_resolution")
+        self.window_rule = window_rule
+        self.target_window = swin_tables.pair(window_size, "window_size")
+        self.target_shift = swin_tables.pair(shift_size, "shift_size")
         self.window_size, self.shift_size = swin_tables.window_and_shift(
-            self.input_resolution, window_size, shift_size)
-        self.norm1 = nn.LayerNorm(dim, epsilon=1e-5)
-        self.attn = WindowAttention(dim, num_heads, head_dim, self.window_size, qkv_bias, attn_drop, proj_drop)
-        self.drop_path1 = DropPath(drop_path)
-        self.norm2 = nn.LayerNorm(dim, epsilon=1e-5)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=proj_drop)
-        self.drop_path2 = DropPath(drop_path)
+            self.input_resolution, window_size, shift_size, window_rule)
         mask = swin_tables.shift_mask(self.input_resolution, self.window_size, self.shift_size)
         self.register_buffer("attn_mask", None if mask is None else paddle.to_tensor(mask), persistable=False)
-        # Roll + window partition as one gather of whole tokens (and its inverse): ~8x faster on CPU
-        # than Paddle's copy of the 6-D transposed view. None where the map needs padding.
         order = swin_tables.window_order(self.input_resolution, self.window_size, self.shift_size)
         self.register_buffer("window_order", None if order is None else paddle.to_tensor(order), persistable=False)
         self.register_buffer("window_restore", None if order is None else
@@ -164,20 +176,44 @@ class SwinTransformerBlock(nn.Layer):
             windows = self.attn(windows.reshape([-1, self.window_size[0] * self.window_size[1], C]),
                                 mask=self.attn_mask, return_attn=False)[0]
             return paddle.gather(windows.reshape([B, H * W, C]), self.window_restore, axis=1).reshape([B, H, W, C])
-        sh, sw = self.shift_size
-        mh, mw = self.window_size
+        (sh, sw), (mh, mw) = self.shift_size, self.window_size
+        pad_h, pad_w = (mh - H % mh) % mh, (mw - W % mw) % mw
+        pad_first = self.window_rule == "torchvision"
+        if pad_first and (pad_h or pad_w):
+            x = pad_bottom_right(x, pad_h, pad_w)
         if sh or sw:
             x = paddle.roll(x, shifts=(-sh, -sw), axis=(1, 2))
-        pad_h, pad_w = (mh - H % mh) % mh, (mw - W % mw) % mw
-        if pad_h or pad_w:
+        if not pad_first and (pad_h or pad_w):
             x = pad_bottom_right(x, pad_h, pad_w)
         Hp, Wp = H + pad_h, W + pad_w
         windows = window_partition(x, self.window_size).reshape([-1, mh * mw, C])
         windows = self.attn(windows, mask=self.attn_mask, return_attn=False)[0]
-        x = window_reverse(windows.reshape([-1, mh, mw, C]), self.window_size, Hp, Wp)[:, :H, :W, :]
+        x = window_reverse(windows.reshape([-1, mh, mw, C]), self.window_size, Hp, Wp)
+        if not pad_first:
+            x = x[:, :H, :W, :]
         if sh or sw:
             x = paddle.roll(x, shifts=(sh, sw), axis=(1, 2))
-        return x
+        return x[:, :H, :W, :] if pad_first else x
+
+
+class SwinTransformerBlock(ShiftedWindows):
+    """``[B, H, W, C]`` -> ``[B, H, W, C]``: (shifted-)window attention and an MLP, pre-norm, residual
+    (``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``); the windows as ``ShiftedWindows`` says."""
+
+    def __init__(self, dim: int, input_resolution: int | Sequence[int], num_heads: int = 4,
+                 head_dim: int | None = None, window_size: int | Sequence[int] = 7,
+                 shift_size: int | Sequence[int] = 0, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 proj_drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0,
+                 window_rule: str = "timm") -> None:
+        super().__init__()
+        self.dim = dim
+        self._setup_windows(input_resolution, window_size, shift_size, window_rule)
+        self.norm1 = nn.LayerNorm(dim, epsilon=1e-5)
+        self.attn = WindowAttention(dim, num_heads, head_dim, self.window_size, qkv_bias, attn_drop, proj_drop)
+        self.drop_path1 = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, epsilon=1e-5)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=proj_drop)
+        self.drop_path2 = DropPath(drop_path)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         check_map(x, self.input_resolution, self.dim, "SwinTransformerBlock")
@@ -186,6 +222,20 @@ class SwinTransformerBlock(nn.Layer):
         x = x.reshape([B, H * W, C])
         x = x + self.drop_path2(self.mlp(self.norm2(x)))
         return x.reshape([B, H, W, C])
+
+
+def merge_neighbours(x: paddle.Tensor, merge_order: paddle.Tensor | None) -> paddle.Tensor:
+    """``[B, H, W, C]`` -> ``[B, ceil(H/2), ceil(W/2), 4C]``: each 2x2 neighbourhood concatenated in
+    the order (0,0), (1,0), (0,1), (1,1) (row, column offset); an odd side zero-padded first.
+    ``merge_order`` (``swin_tables.merge_order`` of an even map): the same as one token gather."""
+    B, H, W, C = x.shape
+    if merge_order is not None:
+        return paddle.gather(x.reshape([B, H * W, C]), merge_order, axis=1).reshape([B, H // 2, W // 2, 4 * C])
+    if H % 2 or W % 2:
+        x = pad_bottom_right(x, H % 2, W % 2)
+        H, W = H + H % 2, W + W % 2
+    # [B, H/2, 2(dy), W/2, 2(dx), C] -> [B, H/2, W/2, dx, dy, C]: dy varies fastest, as timm
+    return x.reshape([B, H // 2, 2, W // 2, 2, C]).transpose([0, 1, 3, 4, 2, 5]).reshape([B, H // 2, W // 2, 4 * C])
 
 
 class PatchMerging(nn.Layer):
@@ -207,16 +257,7 @@ class PatchMerging(nn.Layer):
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         check_map(x, self.input_resolution, self.dim, "PatchMerging")
-        B, H, W, C = x.shape
-        if self.merge_order is not None:
-            x = paddle.gather(x.reshape([B, H * W, C]), self.merge_order, axis=1)
-            return self.reduction(self.norm(x.reshape([B, H // 2, W // 2, 4 * C])))
-        if H % 2 or W % 2:
-            x = pad_bottom_right(x, H % 2, W % 2)
-            H, W = H + H % 2, W + W % 2
-        # [B, H/2, 2(dy), W/2, 2(dx), C] -> [B, H/2, W/2, dx, dy, C]: dy varies fastest, as timm
-        x = x.reshape([B, H // 2, 2, W // 2, 2, C]).transpose([0, 1, 3, 4, 2, 5]).reshape([B, H // 2, W // 2, 4 * C])
-        return self.reduction(self.norm(x))
+        return self.reduction(self.norm(merge_neighbours(x, self.merge_order)))
 
 
 class BasicLayer(nn.Layer):
@@ -227,7 +268,7 @@ class BasicLayer(nn.Layer):
                  downsample: bool = True, num_heads: int = 4, head_dim: int | None = None,
                  window_size: int | Sequence[int] = 7, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  proj_drop: float = 0.0, attn_drop: float = 0.0,
-                 drop_path: float | Sequence[float] = 0.0) -> None:
+                 drop_path: float | Sequence[float] = 0.0, window_rule: str = "timm") -> None:
         super().__init__()
         if not downsample and dim != out_dim:
             raise ValueError(f"a stage without downsample keeps its width: dim {dim} != out_dim {out_dim}")
@@ -240,7 +281,8 @@ class BasicLayer(nn.Layer):
         self.downsample = PatchMerging(dim, out_dim, self.input_resolution) if downsample else nn.Identity()
         self.blocks = nn.LayerList([
             SwinTransformerBlock(out_dim, self.output_resolution, num_heads, head_dim, window,
-                                 0 if i % 2 == 0 else shift, mlp_ratio, qkv_bias, proj_drop, attn_drop, rates[i])
+                                 0 if i % 2 == 0 else shift, mlp_ratio, qkv_bias, proj_drop, attn_drop, rates[i],
+                                 window_rule)
             for i in range(depth)])
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -248,6 +290,23 @@ class BasicLayer(nn.Layer):
         for block in self.blocks:
             x = block(x)
         return x
+
+
+def window_rule_conflicts(model: nn.Layer, rule: str) -> list[str]:
+    """One line per stage of ``model`` with blocks whose windows compute differently under ``rule``
+    than under the model's own ``window_rule`` (a checkpoint whose source computes by ``rule`` would
+    not give the source's logits there); ``[]`` where the two rules agree everywhere."""
+    if rule == model.window_rule:
+        return []
+    stages: dict[str, list] = {}
+    for name, block in model.named_sublayers():
+        if isinstance(block, ShiftedWindows) and swin_tables.rules_differ(
+                block.input_resolution, block.target_window, block.target_shift):
+            stages.setdefault(name.rpartition(".blocks.")[0], []).append(block)
+    return [f"{stage}: map {blocks[0].input_resolution}, window {blocks[0].target_window} ({len(blocks)} block(s)): "
+            f"the {rule} rule computes these windows differently from this model's window_rule="
+            f"{model.window_rule!r}; pass window_rule={rule!r}, or a window that divides every stage map"
+            for stage, blocks in stages.items()]
 
 
 class SwinPatchEmbed(PatchEmbed):
@@ -279,17 +338,22 @@ class ClassifierHead(nn.Layer):
 @register_family("swin")
 class SwinTransformer(nn.Layer):
     """``[B, in_chans, H, W]`` -> logits ``[B, num_classes]`` (pooled ``[B, num_features]`` when
-    ``num_classes=0``). ``img_size`` may be ``(H, W)``; the input must have exactly that size."""
+    ``num_classes=0``). ``img_size`` may be ``(H, W)``; the input must have exactly that size.
+    ``window_size``: an int or ``(h, w)`` for every stage, or one per stage (timm's Swin-S3).
+    ``window_rule``: ``'timm'`` or ``'torchvision'`` (how windows fit maps they do not divide,
+    see ``ShiftedWindows``; torchvision's checkpoints at other sizes need ``'torchvision'``)."""
 
     def __init__(self, img_size: int | Sequence[int] = 224, patch_size: int | Sequence[int] = 4,
                  in_chans: int = 3, num_classes: int = 1000, global_pool: str = "avg",
                  embed_dim: int = 96, depths: Sequence[int] = (2, 2, 6, 2),
                  num_heads: Sequence[int] = (3, 6, 12, 24), head_dim: int | None = None,
-                 window_size: int | Sequence[int] = 7, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 drop_rate: float = 0.0, proj_drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
-                 drop_path_rate: float = 0.1) -> None:
+                 window_size: int | Sequence[int] | Sequence[Sequence[int]] = 7, mlp_ratio: float = 4.0,
+                 qkv_bias: bool = True, drop_rate: float = 0.0, proj_drop_rate: float = 0.0,
+                 attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, window_rule: str = "timm") -> None:
         super().__init__()
-        swin_tables.check_config(global_pool, depths, num_heads, num_classes)
+        swin_tables.check_config(global_pool, depths, num_heads, num_classes, window_rule)
+        windows = swin_tables.stage_windows(window_size, len(depths))
+        self.window_rule = window_rule
         self.num_classes = num_classes
         self.global_pool = global_pool
         self.num_layers = len(depths)
@@ -301,13 +365,17 @@ class SwinTransformer(nn.Layer):
         rates = swin_tables.drop_path_rates(drop_path_rate, depths)
         self.layers = nn.LayerList([
             BasicLayer(dims[max(i - 1, 0)], dims[i], resolutions[max(i - 1, 0)], depths[i], downsample=i > 0,
-                       num_heads=num_heads[i], head_dim=head_dim, window_size=window_size,
+                       num_heads=num_heads[i], head_dim=head_dim, window_size=windows[i],
                        mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, proj_drop=proj_drop_rate,
-                       attn_drop=attn_drop_rate, drop_path=rates[i])
+                       attn_drop=attn_drop_rate, drop_path=rates[i], window_rule=window_rule)
             for i in range(self.num_layers)])
         self.norm = nn.LayerNorm(self.num_features, epsilon=1e-5)
         self.head = ClassifierHead(self.num_features, num_classes, drop_rate)
         init_linear_and_norm(self)
+
+    def window_rule_conflicts(self, rule: str) -> list[str]:
+        """The blocks that would compute differently under window ``rule`` (see ``ShiftedWindows``)."""
+        return window_rule_conflicts(self, rule)
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
         """``[B, C, H, W]`` -> last stage after the final norm ``[B, H/32, W/32, num_features]``

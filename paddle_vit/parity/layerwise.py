@@ -31,6 +31,7 @@ it touches; the rows after it fail too, which is why the *first* failure is what
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -120,16 +121,19 @@ def pair_modules(torch_model: Any, paddle_model: Any, source: str = "auto") -> t
     t_keys = list(torch_model.state_dict().keys())
     p_keys = list(paddle_model.state_dict().keys())
 
-    def mapped(key: str) -> str | None:
+    def mapped(key: str) -> list[str]:
         try:
-            out = layout.map_key(key)
+            return [dst for dst, _ in layout.targets(key)]  # several where a packed tensor is split
         except KeyError:
-            return "<unmapped>" + key  # never equals a Paddle key, so its module stays unpaired
-        return None if out is None else out[0]
+            return ["<unmapped>" + key]  # never equals a Paddle key, so its module stays unpaired
 
-    t_names = [n for n, _ in torch_model.named_modules()]
-    p_names = [n for n, _ in paddle_model.named_sublayers(include_self=True)]
-    t_sets = {n: frozenset(k for k in map(mapped, _keys_under(t_keys, n)) if k is not None) for n in t_names}
+    import paddle
+    import torch
+    skip = [n for n, _ in torch_model.named_modules() if any(re.fullmatch(p, n) for p in layout.layerwise_skip)]
+    # lists of layers are never called (no forward): they cannot be the twin of a layer that is
+    t_names = [n for n, m in torch_model.named_modules() if n not in skip and not isinstance(m, torch.nn.ModuleList)]
+    p_names = [n for n, m in paddle_model.named_sublayers(include_self=True) if not isinstance(m, paddle.nn.LayerList)]
+    t_sets = {n: frozenset(k for key in _keys_under(t_keys, n) for k in mapped(key)) for n in t_names}
     p_sets = {n: _keys_under(p_keys, n) for n in p_names}
 
     pairs: dict[str, str] = {}
@@ -154,7 +158,7 @@ def pair_modules(torch_model: Any, paddle_model: Any, source: str = "auto") -> t
             pairs[t] = p
     ordered = [(t, pairs[t]) for t in t_names if t in pairs]
     paired_p = set(pairs.values())
-    unpaired = {"torch": [n for n in t_names if n not in pairs],
+    unpaired = {"torch": [n for n in t_names if n not in pairs] + skip,
                 "paddle": [n for n in p_names if n not in paired_p]}
     return ordered, unpaired
 
@@ -438,17 +442,16 @@ def _targets(t_rec: _Recorder, p_rec: _Recorder, to_paddle: dict[str, str], cand
 
 def _param_grads(torch_model: Any, paddle_model: Any, source: str, tol: Tolerance) -> list[LayerDiff]:
     from paddle_vit.convert import plan_for
-    from paddle_vit.convert.core import LINEAR
+    from paddle_vit.convert.core import gradient_view
     rows: list[LayerDiff] = []
     t_params, p_params = dict(torch_model.named_parameters()), dict(paddle_model.named_parameters())
     for route in plan_for(torch_model.state_dict(), paddle_model, source):
         t, p = t_params.get(route.src), p_params.get(route.dst)
         if t is None or p is None or t.grad is None or p.grad is None:
             continue  # buffers, frozen parameters
-        tg = as_numpy(t.grad)
-        tg = tg.T if route.transform == LINEAR else tg
+        tg = gradient_view(as_numpy(t.grad), route.transform)
         if tg.shape != tuple(p.grad.shape):
-            continue  # a resampled table (pos_embed of another grid): no element-wise twin
+            continue  # a resampled table (pos_embed, bias table of another size): no element-wise twin
         _add_row(rows, "grad of " + route.dst, "grad of " + route.src, tg, p.grad, tol)
     return rows
 
@@ -463,6 +466,8 @@ def _label(name: str, call_no: int, i: int) -> str:
 
 def _add_row(rows: list[LayerDiff], name: str, ref_name: str, ref: Any, got: Any, tol: Tolerance) -> None:
     r, g = as_numpy(ref), as_numpy(got)
+    if r.shape != g.shape and r.size == g.size and r.shape[:1] == g.shape[:1] and r.shape[-1:] == g.shape[-1:]:
+        r = r.reshape(g.shape)  # the same rows, with the middle axes merged or split ([B, H, W, C] vs [B, H*W, C])
     if r.shape != g.shape:
         stats = ErrorStats(name, g.shape, float("inf"), float("inf"), float(np.abs(r).max(initial=0.0)), float("nan"))
     else:

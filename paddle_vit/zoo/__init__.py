@@ -3,6 +3,6 @@
 Each module defines ``FAMILY`` (the family name ``create_model`` builds) and ``VARIANTS``
 (variant name -> constructor arguments, timm's names). ``paddle_vit.variants`` registers them.
 """
-from paddle_vit.zoo import efficientnet, swin, vit
+from paddle_vit.zoo import efficientnet, swin, swin_v2, vit
 
-TABLES = (vit, swin, efficientnet)
+TABLES = (vit, swin, efficientnet, swin_v2)

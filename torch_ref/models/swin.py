@@ -30,6 +30,23 @@ def window_reverse(windows: torch.Tensor, window: Sequence[int], H: int, W: int)
     return x.reshape(-1, H, W, C)
 
 
+def check_window_input(x: torch.Tensor, mask: torch.Tensor | None, dim: int, window: Sequence[int],
+                       where: str) -> None:
+    """Window attention's input: ``x [B * nW, Mh * Mw, dim]``, ``mask [nW, N, N]`` with ``nW`` dividing
+    the batch (or ``None``); else a ValueError naming the expected shape."""
+    check_tokens(x, dim, where)
+    B_, N, _ = x.shape
+    area = window[0] * window[1]
+    if N != area:
+        raise ValueError(f"{where}: expected {area} tokens per window (window {tuple(window)}), "
+                         f"got shape {list(x.shape)}")
+    if mask is not None:
+        num_win = mask.shape[0]
+        if list(mask.shape) != [num_win, N, N] or (isinstance(B_, int) and B_ % num_win):
+            raise ValueError(f"{where}: mask must be [num_windows, {N}, {N}] with num_windows "
+                             f"dividing the batch {B_}, got {list(mask.shape)}")
+
+
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside each window, plus a learned relative position bias."""
 
@@ -68,19 +85,13 @@ class WindowAttention(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x [B * nW, N, C]``, ``mask [nW, N, N]`` or ``None`` ->
         ``(out [B * nW, N, C], attn [B * nW, num_heads, N, N] if return_attn else None)``."""
-        check_tokens(x, self.dim, "WindowAttention")
+        check_window_input(x, mask, self.dim, self.window_size, "WindowAttention")
         B_, N, _ = x.shape
-        if N != self.window_area:
-            raise ValueError(f"WindowAttention: expected {self.window_area} tokens per window "
-                             f"(window {self.window_size}), got shape {list(x.shape)}")
         qkv = self.qkv(x).reshape(B_, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each [B_, heads, N, D]
         attn = (q * self.scale) @ k.transpose(-2, -1) + self.relative_position_bias()
         if mask is not None:
             num_win = mask.shape[0]
-            if list(mask.shape) != [num_win, N, N] or (isinstance(B_, int) and B_ % num_win):
-                raise ValueError(f"WindowAttention: mask must be [num_windows, {N}, {N}] with num_windows "
-                                 f"dividing the batch {B_}, got {list(mask.shape)}")
             attn = attn.reshape(-1, num_win, self.num_heads, N, N) + mask.unsqueeze(1).unsqueeze(0)
             attn = attn.reshape(-1, self.num_heads, N, N)
         attn = attn.softmax(dim=-1)
@@ -88,43 +99,62 @@ class WindowAttention(nn.Module):
         return self.proj_drop(self.proj(out)), attn if return_attn else None
 
 
-class SwinTransformerBlock(nn.Module):
+class ShiftedWindows(nn.Module):
+    """The window machinery of a Swin block (V1 and V2): ``_attn(x)`` runs ``self.attn`` over the
+    (shifted) windows of a ``[B, H, W, C]`` map. ``window_rule='timm'``: roll by ``-shift``, pad
+    bottom/right to a multiple of the window, attend, crop, roll back, windows shrunk to smaller
+    maps; ``'torchvision'``: pad, roll, attend, roll back, crop, windows never shrunk."""
+
+    def _setup_windows(self, input_resolution: int | Sequence[int], window_size: int | Sequence[int],
+                       shift_size: int | Sequence[int], window_rule: str = "timm") -> None:
+        self.input_resolution = to_2tuple(input_resolution, "input_resolution")
+        self.window_rule = window_rule
+        self.target_window = swin_tables.pair(window_size, "window_size")
+        self.target_shift = swin_tables.pair(shift_size, "shift_size")
+        self.window_size, self.shift_size = swin_tables.window_and_shift(
+            self.input_resolution, window_size, shift_size, window_rule)
+        mask = swin_tables.shift_mask(self.input_resolution, self.window_size, self.shift_size)
+        self.register_buffer("attn_mask", None if mask is None else torch.from_numpy(mask), persistent=False)
+
+    def _attn(self, x: torch.Tensor) -> torch.Tensor:
+        B, H, W, C = x.shape
+        (sh, sw), (mh, mw) = self.shift_size, self.window_size
+        pad_h, pad_w = (mh - H % mh) % mh, (mw - W % mw) % mw
+        pad_first = self.window_rule == "torchvision"
+        if pad_first:
+            x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))  # torch's pad list runs from the last axis
+        if sh or sw:
+            x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
+        if not pad_first:
+            x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+        Hp, Wp = H + pad_h, W + pad_w
+        windows = window_partition(x, self.window_size).reshape(-1, mh * mw, C)
+        windows = self.attn(windows, mask=self.attn_mask, return_attn=False)[0]
+        x = window_reverse(windows.reshape(-1, mh, mw, C), self.window_size, Hp, Wp)
+        if not pad_first:
+            x = x[:, :H, :W, :]
+        if sh or sw:
+            x = torch.roll(x, shifts=(sh, sw), dims=(1, 2))
+        return x[:, :H, :W, :] if pad_first else x
+
+
+class SwinTransformerBlock(ShiftedWindows):
     """``[B, H, W, C]`` -> ``[B, H, W, C]``: (shifted-)window attention and an MLP, pre-norm, residual."""
 
     def __init__(self, dim: int, input_resolution: int | Sequence[int], num_heads: int = 4,
                  head_dim: int | None = None, window_size: int | Sequence[int] = 7,
                  shift_size: int | Sequence[int] = 0, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 proj_drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0) -> None:
+                 proj_drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0,
+                 window_rule: str = "timm") -> None:
         super().__init__()
         self.dim = dim
-        self.input_resolution = to_2tuple(input_resolution, "input_resolution")
-        self.window_size, self.shift_size = swin_tables.window_and_shift(
-            self.input_resolution, window_size, shift_size)
+        self._setup_windows(input_resolution, window_size, shift_size, window_rule)
         self.norm1 = nn.LayerNorm(dim, eps=1e-5)
         self.attn = WindowAttention(dim, num_heads, head_dim, self.window_size, qkv_bias, attn_drop, proj_drop)
         self.drop_path1 = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=1e-5)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=proj_drop)
         self.drop_path2 = DropPath(drop_path)
-        mask = swin_tables.shift_mask(self.input_resolution, self.window_size, self.shift_size)
-        self.register_buffer("attn_mask", None if mask is None else torch.from_numpy(mask), persistent=False)
-
-    def _attn(self, x: torch.Tensor) -> torch.Tensor:
-        B, H, W, C = x.shape
-        sh, sw = self.shift_size
-        mh, mw = self.window_size
-        if sh or sw:
-            x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
-        pad_h, pad_w = (mh - H % mh) % mh, (mw - W % mw) % mw
-        if pad_h or pad_w:
-            x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))  # torch's pad list runs from the last axis
-        Hp, Wp = H + pad_h, W + pad_w
-        windows = window_partition(x, self.window_size).reshape(-1, mh * mw, C)
-        windows = self.attn(windows, mask=self.attn_mask, return_attn=False)[0]
-        x = window_reverse(windows.reshape(-1, mh, mw, C), self.window_size, Hp, Wp)[:, :H, :W, :]
-        if sh or sw:
-            x = torch.roll(x, shifts=(sh, sw), dims=(1, 2))
-        return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_map(x, self.input_resolution, self.dim, "SwinTransformerBlock")
@@ -133,6 +163,16 @@ class SwinTransformerBlock(nn.Module):
         x = x.reshape(B, H * W, C)
         x = x + self.drop_path2(self.mlp(self.norm2(x)))
         return x.reshape(B, H, W, C)
+
+
+def merge_neighbours(x: torch.Tensor) -> torch.Tensor:
+    """``[B, H, W, C]`` -> ``[B, ceil(H/2), ceil(W/2), 4C]``: 2x2 neighbours concatenated in the order
+    (0,0), (1,0), (0,1), (1,1); an odd side is zero-padded first."""
+    B, H, W, C = x.shape
+    if H % 2 or W % 2:
+        x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
+        H, W = H + H % 2, W + W % 2
+    return x.reshape(B, H // 2, 2, W // 2, 2, C).permute(0, 1, 3, 4, 2, 5).reshape(B, H // 2, W // 2, 4 * C)
 
 
 class PatchMerging(nn.Module):
@@ -150,12 +190,7 @@ class PatchMerging(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_map(x, self.input_resolution, self.dim, "PatchMerging")
-        B, H, W, C = x.shape
-        if H % 2 or W % 2:
-            x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
-            H, W = H + H % 2, W + W % 2
-        x = x.reshape(B, H // 2, 2, W // 2, 2, C).permute(0, 1, 3, 4, 2, 5).reshape(B, H // 2, W // 2, 4 * C)
-        return self.reduction(self.norm(x))
+        return self.reduction(self.norm(merge_neighbours(x)))
 
 
 class BasicLayer(nn.Module):
@@ -166,7 +201,7 @@ class BasicLayer(nn.Module):
                  downsample: bool = True, num_heads: int = 4, head_dim: int | None = None,
                  window_size: int | Sequence[int] = 7, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  proj_drop: float = 0.0, attn_drop: float = 0.0,
-                 drop_path: float | Sequence[float] = 0.0) -> None:
+                 drop_path: float | Sequence[float] = 0.0, window_rule: str = "timm") -> None:
         super().__init__()
         if not downsample and dim != out_dim:
             raise ValueError(f"a stage without downsample keeps its width: dim {dim} != out_dim {out_dim}")
@@ -179,7 +214,8 @@ class BasicLayer(nn.Module):
         self.downsample = PatchMerging(dim, out_dim, self.input_resolution) if downsample else nn.Identity()
         self.blocks = nn.ModuleList([
             SwinTransformerBlock(out_dim, self.output_resolution, num_heads, head_dim, window,
-                                 0 if i % 2 == 0 else shift, mlp_ratio, qkv_bias, proj_drop, attn_drop, rates[i])
+                                 0 if i % 2 == 0 else shift, mlp_ratio, qkv_bias, proj_drop, attn_drop, rates[i],
+                                 window_rule)
             for i in range(depth)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -187,6 +223,23 @@ class BasicLayer(nn.Module):
         for block in self.blocks:
             x = block(x)
         return x
+
+
+def window_rule_conflicts(model: nn.Module, rule: str) -> list[str]:
+    """One line per stage of ``model`` with blocks whose windows compute differently under ``rule``
+    than under the model's own ``window_rule`` (a checkpoint whose source computes by ``rule`` would
+    not give the source's logits there); ``[]`` where the two rules agree everywhere."""
+    if rule == model.window_rule:
+        return []
+    stages: dict[str, list] = {}
+    for name, block in model.named_modules():
+        if isinstance(block, ShiftedWindows) and swin_tables.rules_differ(
+                block.input_resolution, block.target_window, block.target_shift):
+            stages.setdefault(name.rpartition(".blocks.")[0], []).append(block)
+    return [f"{stage}: map {blocks[0].input_resolution}, window {blocks[0].target_window} ({len(blocks)} block(s)): "
+            f"the {rule} rule computes these windows differently from this model's window_rule="
+            f"{model.window_rule!r}; pass window_rule={rule!r}, or a window that divides every stage map"
+            for stage, blocks in stages.items()]
 
 
 class SwinPatchEmbed(PatchEmbed):
@@ -217,17 +270,21 @@ class ClassifierHead(nn.Module):
 
 @register_family("swin")
 class SwinTransformer(nn.Module):
-    """``[B, in_chans, H, W]`` -> logits ``[B, num_classes]``; ``img_size`` may be ``(H, W)``."""
+    """``[B, in_chans, H, W]`` -> logits ``[B, num_classes]``; ``img_size`` may be ``(H, W)``;
+    ``window_size``: an int or ``(h, w)`` for every stage, or one per stage; ``window_rule``: see
+    ``paddle_vit.models.swin.SwinTransformer``."""
 
     def __init__(self, img_size: int | Sequence[int] = 224, patch_size: int | Sequence[int] = 4,
                  in_chans: int = 3, num_classes: int = 1000, global_pool: str = "avg",
                  embed_dim: int = 96, depths: Sequence[int] = (2, 2, 6, 2),
                  num_heads: Sequence[int] = (3, 6, 12, 24), head_dim: int | None = None,
-                 window_size: int | Sequence[int] = 7, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 drop_rate: float = 0.0, proj_drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
-                 drop_path_rate: float = 0.1) -> None:
+                 window_size: int | Sequence[int] | Sequence[Sequence[int]] = 7, mlp_ratio: float = 4.0,
+                 qkv_bias: bool = True, drop_rate: float = 0.0, proj_drop_rate: float = 0.0,
+                 attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, window_rule: str = "timm") -> None:
         super().__init__()
-        swin_tables.check_config(global_pool, depths, num_heads, num_classes)
+        swin_tables.check_config(global_pool, depths, num_heads, num_classes, window_rule)
+        windows = swin_tables.stage_windows(window_size, len(depths))
+        self.window_rule = window_rule
         self.num_classes = num_classes
         self.global_pool = global_pool
         self.num_layers = len(depths)
@@ -239,13 +296,17 @@ class SwinTransformer(nn.Module):
         rates = swin_tables.drop_path_rates(drop_path_rate, depths)
         self.layers = nn.ModuleList([
             BasicLayer(dims[max(i - 1, 0)], dims[i], resolutions[max(i - 1, 0)], depths[i], downsample=i > 0,
-                       num_heads=num_heads[i], head_dim=head_dim, window_size=window_size,
+                       num_heads=num_heads[i], head_dim=head_dim, window_size=windows[i],
                        mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, proj_drop=proj_drop_rate,
-                       attn_drop=attn_drop_rate, drop_path=rates[i])
+                       attn_drop=attn_drop_rate, drop_path=rates[i], window_rule=window_rule)
             for i in range(self.num_layers)])
         self.norm = nn.LayerNorm(self.num_features, eps=1e-5)
         self.head = ClassifierHead(self.num_features, num_classes, drop_rate)
         init_linear_and_norm(self)
+
+    def window_rule_conflicts(self, rule: str) -> list[str]:
+        """The blocks that would compute differently under window ``rule`` (see ``ShiftedWindows``)."""
+        return window_rule_conflicts(self, rule)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` -> last stage after the final norm ``[B, h, w, num_features]``."""

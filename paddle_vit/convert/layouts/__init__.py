@@ -8,12 +8,13 @@ arguments (see ``sources.py``), and a test checks that this gives the named cons
 from __future__ import annotations
 
 from paddle_vit.convert.layouts.base import (ALIASES, FRAMEWORK_IGNORE, FRAMEWORK_RENAMES, LAYOUTS, MIRROR, NONE,
-                                             POS_EMBED, TRANSFORMS, Layout, Rule, get_layout, register_layout,
-                                             sources)
+                                             POS_EMBED, Q_OF_QKV, REL_POS_BIAS, TRANSFORMS, V_OF_QKV, Layout, Rule,
+                                             get_layout, register_layout, sources)
 from paddle_vit.convert.layouts import efficientnet, swin, vit
 
 TORCHVISION_NAMES: dict[str, str] = {**vit.TORCHVISION_NAMES, **swin.TORCHVISION_NAMES,
                                      **efficientnet.TORCHVISION_NAMES}
 
-__all__ = ["ALIASES", "FRAMEWORK_IGNORE", "FRAMEWORK_RENAMES", "LAYOUTS", "MIRROR", "NONE", "POS_EMBED",
-           "TORCHVISION_NAMES", "TRANSFORMS", "Layout", "Rule", "get_layout", "register_layout", "sources"]
+__all__ = ["ALIASES", "FRAMEWORK_IGNORE", "FRAMEWORK_RENAMES", "LAYOUTS", "MIRROR", "NONE", "POS_EMBED", "Q_OF_QKV",
+           "REL_POS_BIAS", "TORCHVISION_NAMES", "TRANSFORMS", "V_OF_QKV", "Layout", "Rule", "get_layout",
+           "register_layout", "sources"]

@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 # Transform kinds a rule may ask for (besides the target-derived ``linear``).
 NONE = "none"
 POS_EMBED = "pos_embed"   # learned [1, prefix + gh*gw, C]: resampled bicubically if the grid differs
-TRANSFORMS = (NONE, POS_EMBED)
+# Swin V1 [(2S-1)^2, heads] table of a square S x S window: resized for the target layer's window as
+# timm's checkpoint filter does (resample.resize_rel_pos_bias_table); index and masks are rebuilt.
+REL_POS_BIAS = "rel_pos_bias_table"
+# One third of a packed [3C] q|k|v bias: the q part and the v part (torchvision's Swin V2 packs
+# them with a k part it zeroes in every forward; timm keeps q_bias and v_bias apart).
+Q_OF_QKV = "q_of_qkv"
+V_OF_QKV = "v_of_qkv"
+TRANSFORMS = (NONE, POS_EMBED, REL_POS_BIAS, Q_OF_QKV, V_OF_QKV)
 
 # torch BatchNorm buffer -> Paddle BatchNorm buffer; applied after the layout's own rules.
 # (A BatchNorm converted on its own has the bare keys ``running_mean``, hence the optional prefix.)
@@ -31,14 +38,18 @@ FRAMEWORK_IGNORE = (r"(.*\.)?num_batches_tracked$",)
 
 @dataclass(frozen=True)
 class Rule:
-    """Source keys matching ``pattern`` (a full-match regex) become ``re.sub(pattern, target, key)``."""
+    """Source keys matching ``pattern`` (a full-match regex) become ``re.sub(pattern, target, key)``.
+    ``also``: more ``(target, transform)`` pairs fed from the same source tensor (a packed tensor
+    split between several of ours)."""
     pattern: str
     target: str
     transform: str = NONE
+    also: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.transform not in TRANSFORMS:
-            raise ValueError(f"unknown transform {self.transform!r}; known: {TRANSFORMS}")
+        for transform in (self.transform, *(t for _, t in self.also)):
+            if transform not in TRANSFORMS:
+                raise ValueError(f"unknown transform {transform!r}; known: {TRANSFORMS}")
 
 
 @dataclass(frozen=True)
@@ -51,17 +62,31 @@ class Layout:
     ignore: tuple[str, ...] = ()        # source keys carried nowhere on purpose (rebuilt buffers)
     signature: tuple[str, ...] = ()     # keys (regex) whose presence identifies this source
     notes: str = ""
+    # source modules (regex on the module name) that own the tensors of one of our layers but compute
+    # something else (torchvision's Swin attention also shifts and partitions the map): the
+    # layer-by-layer diff leaves them unpaired instead of comparing unlike outputs
+    layerwise_skip: tuple[str, ...] = ()
+    # Swin: the rule by which the source fits windows to maps they do not divide, where a model's
+    # default could silently differ ('torchvision'); such a model is refused (``window_rule_conflicts``)
+    window_rule: str | None = None
 
     def map_key(self, key: str) -> tuple[str, str] | None:
-        """``(target key, transform)`` for a source key, or ``None`` if it is ignored.
+        """``(target key, transform)`` for a source key (its first target), or ``None`` if it is
+        ignored. Raises ``KeyError`` for a key that no rule maps."""
+        targets = self.targets(key)
+        return targets[0] if targets else None
+
+    def targets(self, key: str) -> list[tuple[str, str]]:
+        """Every ``(target key, transform)`` a source key feeds (``[]`` if it is ignored).
         Raises ``KeyError`` for a key that no rule maps."""
         if any(re.fullmatch(p, key) for p in self.ignore + FRAMEWORK_IGNORE):
-            return None
+            return []
         for rule in self.rules:
             if re.fullmatch(rule.pattern, key):
-                return _framework_rename(re.sub(rule.pattern, rule.target, key)), rule.transform
+                return [(_framework_rename(re.sub(rule.pattern, target, key)), transform)
+                        for target, transform in ((rule.target, rule.transform), *rule.also)]
         if self.passthrough:
-            return _framework_rename(key), NONE
+            return [(_framework_rename(key), NONE)]
         raise KeyError(key)
 
     def matches(self, keys: set[str]) -> bool:
