@@ -55,8 +55,10 @@ def _torch_ref(name: str, kwargs: dict) -> Any:
 @register_builder("*", "timm")
 def _timm(name: str, kwargs: dict) -> Any:
     import timm  # our variant names and arguments are timm's
+    from paddle_vit.variants import canonical_name
+    name, extra = canonical_name(name)  # another library's name (torchvision's vit_h_14) -> timm's
     try:
-        return timm.create_model(name, pretrained=False, **kwargs)
+        return timm.create_model(name, pretrained=False, **{**extra, **kwargs})
     except RuntimeError as exc:  # timm's "Unknown model"
         raise ConversionError(f"cannot verify a timm checkpoint of {name!r}", [str(exc)[:300]]) from None
 
