@@ -18,7 +18,7 @@ Between two timed calls the script sleeps ``--gap`` seconds: Paddle's Intel Open
 spin for 200 ms after each parallel region and would otherwise steal the cores from the
 next path (torch uses GNU OpenMP, a separate thread pool).
 
-    paddle-vit bench                         # the four models, batch 1 and 8, table + JSON
+    paddle-vit bench                         # the default models, batch 1 and 8, table + JSON
     paddle-vit bench --quick                 # ViT-S, batch 1, no memory: under a minute
     paddle-vit bench --dry-run               # tiny ViT, one repeat: checks the machinery
     paddle-vit bench --profile --models vit_small_patch16_224 --batch-sizes 8   # op by op
@@ -45,7 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Models of the issue, with the input resolution each is benchmarked at.
 DEFAULT_MODELS = {"vit_small_patch16_224": 224, "vit_base_patch16_224": 224,
-                  "swin_tiny_patch4_window7_224": 224, "efficientnetv2_s": 300}
+                  "swin_tiny_patch4_window7_224": 224, "efficientnetv2_s": 300,
+                  # LayerScale + register tokens (DINOv2 ViT-S/14 with 4 registers), at its own 518 px
+                  "vit_small_patch14_reg4_dinov2": 518}
 PADDLE_PATHS = ("paddle_eager", "paddle_static", "paddle_infer")
 TORCH_PATHS = ("torch_ref", "timm")
 ALL_PATHS = PADDLE_PATHS + TORCH_PATHS
@@ -493,7 +495,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.formatter_class = argparse.RawDescriptionHelpFormatter
     ap.epilog = __doc__.split("\n\n", 1)[1]
     ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
-                    help="variant names (default: the four of the issue); size from the table or the variant")
+                    help="variant names (default: the four of the issue and a DINOv2 with registers); size from the table or the variant")
     ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
     ap.add_argument("--paths", nargs="+", choices=ALL_PATHS, default=list(ALL_PATHS))
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="for both frameworks")

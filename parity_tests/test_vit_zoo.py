@@ -296,3 +296,19 @@ def test_checkpoint_of_another_variant_names_keys_and_shapes(source, target, img
     for pattern in expect:
         assert any(re.search(pattern, p) for p in err.value.problems), (pattern, err.value.problems)
     assert all(np.array_equal(before[k], v.numpy()) for k, v in pm.state_dict().items()), "a failed load changed the model"
+
+
+@pytest.mark.parametrize("name", ["vit_small_patch14_reg4_dinov2", "vit_base_patch16_siglip_224",
+                                  "vit_dpwee_patch16_reg1_gap_256", "deit_tiny_distilled_patch16_224"])
+def test_layer_by_layer_diff_against_timm(name):
+    """``paddle-vit diff``'s comparison pairs timm's modules with ours through the layout and every
+    hooked output and gradient passes (register tokens, attention pooling, parallel blocks, DeiT)."""
+    from harness import sync
+    from paddle_vit.parity.layerwise import compare
+    overrides = shrunk(name)
+    tm = _timm_model(name, **overrides)
+    pm = paddle_vit.create_model(name, **overrides)
+    sync(tm, pm, source="timm")
+    report = compare(tm, pm, [_x(pm, batch=1)], backward=True)
+    assert report.passed, report.summary()
+    assert len(report.forward) >= 20 and report.params, report.summary()

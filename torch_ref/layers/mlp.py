@@ -40,12 +40,14 @@ class Mlp(nn.Module):
         self.fc1 = _linear(in_features, hidden_features, bias)
         self.act = create_act(act_layer)
         self.drop1 = nn.Dropout(drop)
+        self.use_norm = norm_layer is not None  # off: not even called (Mlp runs in every ViT and Swin block)
         self.norm = _norm(norm_layer, hidden_features)
         self.fc2 = _linear(hidden_features, out_features, bias)
         self.drop2 = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop2(self.fc2(self.norm(self.drop1(self.act(self.fc1(x))))))
+        x = self.drop1(self.act(self.fc1(x)))
+        return self.drop2(self.fc2(self.norm(x) if self.use_norm else x))
 
 
 class GluMlp(nn.Module):
