@@ -312,3 +312,20 @@ def test_layer_by_layer_diff_against_timm(name):
     report = compare(tm, pm, [_x(pm, batch=1)], backward=True)
     assert report.passed, report.summary()
     assert len(report.forward) >= 20 and report.params, report.summary()
+
+
+@pytest.mark.parametrize("name", ["vit_small_patch14_reg4_dinov2", "vit_base_patch16_siglip_224"])
+def test_convert_cli_verifies_a_zoo_checkpoint(name, tmp_path):
+    """``paddle-vit-convert`` detects timm's layout (no class token needed), converts, and its
+    verification (timm's own model vs ours) passes; the output loads with ``pretrained=``."""
+    from convert_helpers import run_cli
+    overrides = shrunk(name)
+    src = _saved(_timm_model(name, **overrides), tmp_path / "src.pth")
+    args = ["--model", name, "--num-classes", "7"]
+    args += [f for k, v in overrides.items() if k != "num_classes" for f in ("--override", f"{k}={v!r}")]
+    code, out = run_cli(src, tmp_path / "out.pdparams", *args)
+    assert code == 0 and "PASS" in out and "timm vs paddle_vit" in out, out
+    pm = paddle_vit.create_model(name, pretrained=tmp_path / "out.pdparams", **overrides)
+    tm = paddle_vit.create_model(name, pretrained=src, **overrides)
+    x = _x(pm)
+    assert_close(_paddle_out(tm, x), _paddle_out(pm, x), tolerance("layer"), "the .pdparams file vs the .pth")
