@@ -48,7 +48,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # Models of the issue, with the input resolution each is benchmarked at.
 DEFAULT_MODELS = {"vit_small_patch16_224": 224, "vit_base_patch16_224": 224,
                   "swin_tiny_patch4_window7_224": 224, "efficientnetv2_s": 300,
-                  "swinv2_tiny_window8_256": 256}
+                  "swinv2_tiny_window8_256": 256,
+                  # LayerScale + register tokens (DINOv2 ViT-S/14 with 4 registers), at its own 518 px
+                  "vit_small_patch14_reg4_dinov2": 518}
 PADDLE_PATHS = ("paddle_eager", "paddle_static", "paddle_infer", "onnxruntime")
 EXPORTED_PATHS = ("paddle_infer", "onnxruntime")  # a file written by deploy.export, loaded by a runtime
 TORCH_PATHS = ("torch_ref", "timm")
@@ -541,8 +543,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.formatter_class = argparse.RawDescriptionHelpFormatter
     ap.epilog = __doc__.split("\n\n", 1)[1]
     ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
-                    help="variant names (default: the four of the performance issue and Swin V2-T); size from "
-                         "the table or the variant")
+                    help="variant names (default: the four of the performance issue, Swin V2-T and a DINOv2 with "
+                         "registers); size from the table or the variant")
     ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
     ap.add_argument("--paths", nargs="+", choices=ALL_PATHS, default=list(ALL_PATHS))
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="for both frameworks")

@@ -12,6 +12,9 @@ import fnmatch
 from typing import Any
 
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {}
+# Another library's name for a variant (a table's ``ALIASES``, e.g. torchvision's ``vit_h_14``):
+# alias -> (the variant, the arguments in which the alias differs). Registered as variants too.
+ALIASES: dict[str, tuple[str, dict[str, Any]]] = {}
 
 
 def register_variant(name: str, family: str, **kwargs: Any) -> None:
@@ -58,11 +61,20 @@ def model_kwargs(name: str, num_classes: int | None = None, img_size: Any = None
     return family, kwargs
 
 
+def canonical_name(name: str) -> tuple[str, dict[str, Any]]:
+    """``(variant name, extra arguments)``: an alias resolved (see ``ALIASES``), any other name as is."""
+    target, extra = ALIASES.get(name, (name, {}))
+    return target, dict(extra)
+
+
 def _register_tables() -> None:
     from paddle_vit.zoo import TABLES
     for table in TABLES:
         for name, kwargs in table.VARIANTS.items():
             register_variant(name, table.FAMILY, **kwargs)
+        for alias, (target, extra) in getattr(table, "ALIASES", {}).items():
+            register_variant(alias, table.FAMILY, **{**table.VARIANTS[target], **extra})
+            ALIASES[alias] = (target, dict(extra))
 
 
 _register_tables()

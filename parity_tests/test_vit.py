@@ -1,4 +1,5 @@
-"""Vision Transformer: every registered variant (shrunk), timm and torchvision checkpoints, resizing."""
+"""Vision Transformer: one variant per option group (shrunk) against torch_ref, forward and backward;
+timm and torchvision checkpoints, resizing. The whole zoo against timm: test_vit_zoo.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,6 +13,7 @@ from harness import check_model_parity, check_parity, randomize_, random_input, 
 from paddle_vit.convert import ConversionError, convert_state_dict, load_pretrained
 from paddle_vit.parity import assert_close, tolerance
 from paddle_vit.variants import get_variant
+from vit_zoo_helpers import GROUP_IDS, OPTION_GROUPS, randomize_vit_, shrunk
 
 VIT_NAMES = paddle_vit.list_models("vit_*")
 
@@ -24,7 +26,7 @@ def tiny(name: str, **extra) -> dict:
 
 def built_pair(name: str, device: str = "cpu", **overrides):
     tdev = use_device(device)
-    tm = randomize_(torch_ref.create_model(name, **overrides)).to(tdev)
+    tm = randomize_vit_(torch_ref.create_model(name, **overrides)).to(tdev)
     pm = paddle_vit.create_model(name, **overrides)
     routes = sync(tm.cpu(), pm)
     return tm.to(tdev), pm, routes
@@ -42,9 +44,10 @@ def test_required_variants_are_registered():
     assert torch_ref.list_models("vit_*") == VIT_NAMES
 
 
-@pytest.mark.parametrize("name", VIT_NAMES)
-def test_variant_logits_features_and_backward(name, device):
-    tm, pm, routes = built_pair(name, device, **tiny(name))
+@pytest.mark.parametrize("group", GROUP_IDS)
+def test_variant_logits_features_and_backward(group, device):
+    name, extra = OPTION_GROUPS[group]
+    tm, pm, routes = built_pair(name, device, **shrunk(name, **extra))
     x = image(tm, batch=1)
     check_model_parity(tm, pm, routes, [x], device=device)
     check_parity(tm, pm, routes, [x], call=lambda m, xs: m.forward_features(*xs), kind="model",

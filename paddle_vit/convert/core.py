@@ -5,6 +5,7 @@ lists every missing, unexpected, unmapped or mis-shaped key, and the model is le
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
@@ -74,6 +75,8 @@ def detect_source(keys: Iterable[str], family: str) -> str:
 def plan(source_shapes: Mapping[str, tuple[int, ...]], model: nn.Layer, layout: Layout) -> list[Route]:
     """Route every source tensor to a target tensor and check names and shapes, all at once."""
     spec = target_spec(model)
+    grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
+    grid_tokens = grid[0] * grid[1] if grid is not None else None  # the grid a position embedding resamples to
     problems: list[str] = []
     routes: list[Route] = []
     claimed: dict[str, str] = {}
@@ -94,10 +97,12 @@ def plan(source_shapes: Mapping[str, tuple[int, ...]], model: nn.Layer, layout: 
         target_shape, kind = spec[dst]
         if transform == NONE:
             transform = kind
-        if not _shape_fits(tuple(shape), target_shape, transform):
+        if not _shape_fits(tuple(shape), target_shape, transform, grid_tokens):
             want = expected_source_shape(target_shape, transform)
             problems.append(f"shape mismatch {src!r}: checkpoint {list(shape)}, model {dst!r} needs {list(want)}"
-                            + _SHAPE_NOTES.get(transform, ""))
+                            + _SHAPE_NOTES.get(transform, "")
+                            + (f" (or {target_shape[1] - grid_tokens} prefix token(s) + any square grid, resampled)"
+                               if transform == POS_EMBED and grid_tokens is not None else ""))
             continue
         routes.append(Route(src, dst, transform))
     conflicts = getattr(model, "window_rule_conflicts", None)  # Swin: windows computed as the source does?
@@ -118,9 +123,16 @@ _SHAPE_NOTES = {
 }
 
 
-def _shape_fits(shape: tuple[int, ...], target: tuple[int, ...], transform: str) -> bool:
-    if transform == POS_EMBED:  # any grid with the same width and prefix tokens can be resampled
-        return len(shape) == 3 and shape[0] == 1 and shape[2] == target[2] and shape[1] > 1
+def _shape_fits(shape: tuple[int, ...], target: tuple[int, ...], transform: str, grid_tokens: int | None = None) -> bool:
+    if transform == POS_EMBED and shape != target:
+        # another grid can be resampled: same width, the model's prefix tokens, a square grid
+        # (a checkpoint of another variant, e.g. with its class token outside the embedding, is not)
+        if len(shape) != 3 or shape[0] != 1 or shape[2] != target[2]:
+            return False
+        if grid_tokens is None:
+            return shape[1] > 1
+        src_grid = shape[1] - (target[1] - grid_tokens)
+        return src_grid >= 1 and math.isqrt(src_grid) ** 2 == src_grid
     if transform == REL_POS_BIAS:  # the same heads; a table of another square window can be resized
         return (len(shape) == 2 and shape[1] == target[1]
                 and (shape[0] == target[0] or table_side(shape[0]) is not None))

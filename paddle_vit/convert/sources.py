@@ -81,9 +81,11 @@ def timm_kwargs(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
 @register_builder("*", "timm")
 def _timm(name: str, kwargs: dict) -> Any:
     import timm
+    from paddle_vit.variants import canonical_name
     args = timm_kwargs(name, kwargs)
+    name, extra = canonical_name(name)  # another library's name (torchvision's vit_h_14) -> timm's
     try:
-        return timm.create_model(name, pretrained=False, **args)
+        return timm.create_model(name, pretrained=False, **{**extra, **args})
     except RuntimeError as exc:  # timm's "Unknown model"
         raise ConversionError(f"cannot verify a timm checkpoint of {name!r}", [str(exc)[:300]]) from None
 

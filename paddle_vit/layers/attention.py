@@ -1,6 +1,7 @@
 """Multi-head self-attention, as in the seed tutorial's Paddle ``Attention`` class."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable
 
 import paddle
@@ -8,7 +9,10 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from paddle_vit.checks import check_tokens
+from paddle_vit.layers.create_norm import create_norm
 from paddle_vit.layers.linear import Linear
+
+NormFactory = Callable[[int], nn.Layer]
 
 
 class Attention(nn.Layer):
@@ -17,11 +21,17 @@ class Attention(nn.Layer):
     ``head_dim = int(embed_dim / num_heads)``; like the source, ``embed_dim`` need not be
     divisible by ``num_heads`` (``qkv`` then produces ``3 * head_dim * num_heads`` features
     and ``proj`` maps them back to ``embed_dim``).
+
+    timm's options: ``qk_norm`` (``q_norm``/``k_norm`` over each head's ``[..., head_dim]``),
+    ``scale_norm`` (``norm`` on the heads' output before ``proj``), ``proj_bias``; ``norm_layer``
+    is a factory ``dim -> layer`` for those norms (default LayerNorm, eps 1e-6). With either norm
+    on, the eager CPU path is the token-major one (the feature-major layout has no head axis last).
     """
 
     def __init__(self, embed_dim: int, num_heads: int, qkv_bias: bool = True,
                  qk_scale: float | None = None, dropout: float = 0.0,
-                 attention_dropout: float = 0.0) -> None:
+                 attention_dropout: float = 0.0, qk_norm: bool = False, scale_norm: bool = False,
+                 proj_bias: bool = True, norm_layer: NormFactory | None = None) -> None:
         super().__init__()
         if num_heads < 1:
             raise ValueError(f"num_heads must be >= 1, got {num_heads}")
@@ -32,9 +42,14 @@ class Attention(nn.Layer):
         self.head_dim = int(embed_dim / num_heads)
         self.all_head_dim = self.head_dim * num_heads
         self.scale = self.head_dim ** -0.5 if qk_scale is None else qk_scale
+        self.qk_norm, self.scale_norm = qk_norm, scale_norm
+        norm_layer = norm_layer or partial(create_norm, "layernorm")
         self.qkv = Linear(embed_dim, self.all_head_dim * 3, bias_attr=None if qkv_bias else False)
+        self.q_norm = norm_layer(self.head_dim) if qk_norm else nn.Identity()
+        self.k_norm = norm_layer(self.head_dim) if qk_norm else nn.Identity()
         self.attn_drop = nn.Dropout(attention_dropout)
-        self.proj = Linear(self.all_head_dim, embed_dim)
+        self.norm = norm_layer(self.all_head_dim) if scale_norm else nn.Identity()
+        self.proj = Linear(self.all_head_dim, embed_dim, bias_attr=None if proj_bias else False)
         self.proj_drop = nn.Dropout(dropout)
 
     def forward(self, x: paddle.Tensor, return_attn: bool = True
@@ -48,8 +63,9 @@ class Attention(nn.Layer):
         if not return_attn and _fused_attention_available(x):
             return self._fused(x), None
         # Eager: the feature-major path (qkv's and proj's weights used, the layers not called);
-        # static graphs and hooked sublayers: the source's order (see token_major).
-        out, attn = self._layer_by_layer(x) if token_major(self.qkv, self.proj) else self._explicit(x)
+        # static graphs, hooked sublayers and q/k or scale norms: the source's order (see token_major).
+        plain = not (self.qk_norm or self.scale_norm)
+        out, attn = self._explicit(x) if plain and not token_major(self.qkv, self.proj) else self._layer_by_layer(x)
         return out, attn if return_attn else None
 
     def _layer_by_layer(self, x: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
@@ -57,18 +73,27 @@ class Attention(nn.Layer):
         B, N, _ = x.shape
         qkv = self.qkv(x).reshape([B, N, 3, self.num_heads, self.head_dim]).transpose([2, 0, 3, 1, 4])
         q, k, v = qkv.unbind(axis=0)  # each [B, H, N, D]
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
         attn = F.softmax(paddle.matmul(q, k, transpose_y=True) * self.scale, axis=-1)
         out = paddle.matmul(self.attn_drop(attn), v).transpose([0, 2, 1, 3]).reshape([B, N, self.all_head_dim])
+        if self.scale_norm:
+            out = self.norm(out)
         return self.proj_drop(self.proj(out)), attn
 
     def _fused(self, x: paddle.Tensor) -> paddle.Tensor:
         B, N, _ = x.shape
         # [B, N, 3, H, D]: q, k, v are the three chunks of the last axis, as in the source.
         q, k, v = self.qkv(x).reshape([B, N, 3, self.num_heads, self.head_dim]).unbind(axis=2)
+        if self.qk_norm:  # over head_dim, the last axis here too
+            q, k = self.q_norm(q), self.k_norm(k)
         # The fused kernel takes [B, N, H, D] directly: no transposes needed.
         p = self.attn_drop.p if self.training else 0.0
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, training=self.training, scale=self.scale)
-        return self.proj_drop(self.proj(out.reshape([B, N, self.all_head_dim])))
+        out = out.reshape([B, N, self.all_head_dim])
+        if self.scale_norm:
+            out = self.norm(out)
+        return self.proj_drop(self.proj(out))
 
     def _explicit(self, x: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
         return feature_major_attention(x, self.qkv, self.proj, self.num_heads, self.head_dim, self.scale,
@@ -105,7 +130,7 @@ def feature_major_attention(x: paddle.Tensor, qkv: nn.Linear, proj: nn.Linear, n
     attn = F.softmax(logits, axis=-1)
     out_t = paddle.matmul(v_t, attn_drop(attn), transpose_y=True)                   # [B, H, D, N]
     out = paddle.matmul(out_t.reshape([B, H * D, N]), proj.weight, transpose_x=True)  # [B, N, C]
-    return proj_drop(out.add_(proj.bias)), attn
+    return proj_drop(out if proj.bias is None else out.add_(proj.bias)), attn
 
 
 def sublayers_hooked(*layers: nn.Layer) -> bool:

@@ -119,4 +119,8 @@ def tolerance(kind: str = "layer", dtype: str = "float32", device: str = "cpu") 
 # 5e-4 of it (tiny EfficientNetV2-S, one step). Comparing noise to noise by its own scale would
 # fail at random, so such a tensor (torch's max below this fraction of the step's largest
 # gradient) must instead be as small in Paddle: a bug there is a gradient that is not zero.
+# The same holds for the bias of a key norm (``qk_norm``: ``attn.k_norm.bias``): it adds the same
+# ``q . b`` to every logit of a query's row, which the softmax cancels exactly (tiny ViT with
+# qk_norm, one backward, torch: 1e-9..2e-9 against a largest parameter gradient of 1.9, while the
+# smallest gradient that is not zero in theory is 1.2e-2).
 ZERO_GRADIENT = 1e-6

@@ -6,8 +6,11 @@ from paddle_vit.convert.layouts.base import POS_EMBED, Layout, Rule, register_la
 register_layout(Layout(
     family="vit", source="timm", passthrough=True,
     rules=(Rule(r"pos_embed", r"pos_embed", POS_EMBED),),
-    signature=(r"cls_token", r"blocks\.0\.attn\.qkv\.weight"),
-    notes="timm's VisionTransformer; our names are timm's, so only pos_embed may need resampling.",
+    # any timm ViT: with or without a class token, with any block (blocks.0.attn.qkv or blocks.0.in_proj)
+    signature=(r"patch_embed\.proj\.weight", r"blocks\.0\..*"),
+    notes="timm's VisionTransformer and DeiT's VisionTransformerDistilled; our names are timm's, so only "
+          "pos_embed may need resampling (timm's antialiased bicubic; timm resizes FlexiViT and RADIO "
+          "checkpoints bilinearly instead, so those match timm only at their own grid).",
 ))
 
 register_layout(Layout(
@@ -35,8 +38,11 @@ register_layout(Layout(
 
 # Our variant -> the torchvision constructor of the same architecture (``torchvision.models.<name>``,
 # built with ``image_size`` = the variant's); merged into ``layouts.TORCHVISION_NAMES``.
+# timm's vit_large_patch32_224 and vit_huge_patch14_224 default to no head (num_classes=0), torchvision's
+# to 1000 classes: under torchvision's own names (the zoo's ALIASES) they build torchvision's tensors.
 TORCHVISION_NAMES = {
     "vit_base_patch16_224": "vit_b_16", "vit_base_patch16_384": "vit_b_16",
     "vit_base_patch32_224": "vit_b_32", "vit_base_patch32_384": "vit_b_32",
     "vit_large_patch16_224": "vit_l_16", "vit_large_patch16_384": "vit_l_16",
+    **{name: name for name in ("vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14")},
 }
