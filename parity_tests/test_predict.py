@@ -88,9 +88,24 @@ def test_paddle_checkpoint_compared_with_torch_ref(tmp_path, images):
 
 
 def test_outside_the_policy_exits_3(tmp_path, images):
-    """torchvision's Swin pads before shifting, timm's (ours) shifts first: with a window that does
-    not divide the stage maps (112 px: 28, 14, 7, 4 with window 3) the two networks differ, and predict
-    says so."""
+    """A documented difference (README, Vision Transformer zoo): a FlexiViT checkpoint made for
+    another grid is resampled here with timm's usual antialiased bicubic, while timm's own loader
+    resamples FlexiViT bilinearly; the two models differ and predict says so."""
+    import timm
+    tiny = {"depth": 1, "embed_dim": 32, "num_heads": 2}
+    source = randomize_(timm.create_model("flexivit_small.1200ep_in1k", img_size=48, **tiny), 2)  # 3x3 grid
+    torch.save(source.state_dict(), tmp_path / "flexivit_48.pth")
+    args = [f"--override={k}={v!r}" for k, v in {**tiny, "img_size": 80}.items()]  # 5x5 grid
+    code, out, err = predict(images["chelsea"], "--model", "flexivit_small.1200ep_in1k",
+                             "--checkpoint", tmp_path / "flexivit_48.pth", *args, "--compare-torch")
+    assert code == 3, out + err
+    assert "FAIL" in out and "OUTSIDE the policy" in out
+
+
+def test_window_rule_mismatch_is_refused_before_any_logits(tmp_path, images):
+    """torchvision's Swin pads before shifting, timm's (ours, by default) shifts first: with a window
+    that does not divide the stage maps (112 px: 28, 14, 7, 4 with window 3) the two networks differ,
+    and the converter refuses the checkpoint, naming the fix, before anything runs."""
     from paddle_vit.convert.sources import build_source_model
     kwargs = {"img_size": 112, "embed_dim": 16, "depths": (2, 2, 2, 2), "num_heads": (1, 1, 2, 2), "window_size": 3}
     model = randomize_(build_source_model("swin_tiny_patch4_window7_224", "swin", "torchvision", kwargs), 2)
@@ -98,8 +113,12 @@ def test_outside_the_policy_exits_3(tmp_path, images):
     args = [f"--override={k}={v!r}" for k, v in kwargs.items()]
     code, out, err = predict(images["chelsea"], "--model", "swin_tiny_patch4_window7_224.tv_imagenet1k_v1",
                              "--checkpoint", tmp_path / "swin_t.pth", *args, "--compare-torch")
-    assert code == 3, out + err
-    assert "FAIL" in out and "OUTSIDE the policy" in out
+    assert code == 1, out + err
+    assert "window_rule='torchvision'" in err
+    code, out, err = predict(images["chelsea"], "--model", "swin_tiny_patch4_window7_224.tv_imagenet1k_v1",
+                             "--checkpoint", tmp_path / "swin_t.pth", *args, "--override=window_rule='torchvision'",
+                             "--compare-torch")
+    assert code == 0, out + err
 
 
 @pytest.mark.parametrize("case", ["unreadable", "no_classifier", "no_checkpoint", "wrong_checkpoint", "bad_top",
