@@ -186,3 +186,72 @@ def zip_records(path: Path) -> list[tuple[str, bytes]]:
     """Every record of a zip, in order, as ``(name, data)``."""
     with zipfile.ZipFile(path) as z:
         return [(info.filename, z.read(info.filename)) for info in z.infolist()]
+
+
+# --- fresh interpreters: a crash (SIGSEGV) fails the test instead of killing pytest ----------------
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(code: str, *args: object, timeout: float = 300, stdin: bytes | None = None):
+    """``python -c code args`` in a fresh process from the repository root: ``CompletedProcess``
+    (``returncode`` is ``-11`` for a SIGSEGV)."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, env=env, input=stdin,
+                          capture_output=True, timeout=timeout, check=False)
+
+
+# Reads each of argv[1:] with read_checkpoint, each in a child forked after the imports, and prints
+# one JSON line per file: what happened, the child's RSS when it started and its peak RSS after
+# reading (its own ru_maxrss: a forked child's peak starts at its RSS at the fork, so the imports'
+# transient peak is not in it). RLIMIT_AS (3 GiB above what was mapped) only keeps a regression from
+# taking the machine: the assertion is on the measured peak, far below it.
+MEASURE_READ = r"""
+import json, os, resource, sys
+from paddle_vit.convert.core import ConversionError
+from paddle_vit.convert.io import read_checkpoint
+page = os.sysconf("SC_PAGE_SIZE")
+statm = lambda: [int(x) * page for x in open("/proc/self/statm").read().split()[:2]]
+
+def child(path, write_end):
+    vm, rss = statm()
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (vm + (3 << 30), resource.RLIM_INFINITY))
+    try:
+        read_checkpoint(path)
+        outcome, message = "loaded", ""
+    except ConversionError as exc:
+        outcome, message = "refused", str(exc)
+    except MemoryError as exc:
+        outcome, message = "MemoryError", repr(exc)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    os.write(write_end, json.dumps({"outcome": outcome, "message": message, "rss": rss,
+                                    "peak_before": peak_before, "peak": peak}).encode())
+
+for path in sys.argv[1:]:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        child(path, write_end)
+        os._exit(0)
+    os.close(write_end)
+    report = b""
+    while chunk := os.read(read_end, 1 << 16):
+        report += chunk
+    os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    print(report.decode() if report else json.dumps({"outcome": f"the child died (wait status {status})"}))
+"""
+
+
+def measure_reads(paths: list[Path]) -> list[dict]:
+    """Read each of ``paths`` with ``read_checkpoint`` in a process forked from one fresh interpreter:
+    per file, the outcome, the message and the RSS figures (see ``MEASURE_READ``)."""
+    import json
+    proc = run_python(MEASURE_READ, *paths)
+    lines = proc.stdout.decode().strip().splitlines()
+    assert proc.returncode == 0 and len(lines) == len(paths), (proc.returncode, proc.stderr.decode()[-2000:])
+    return [json.loads(line) for line in lines]

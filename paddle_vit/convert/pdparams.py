@@ -16,8 +16,8 @@ builds each one itself from checked pieces:
 
 Besides arrays it builds dicts, lists, tuples, strings and numbers; ``paddle.save``'s other
 constructs are decoded the same way: ``OrderedDict()`` (a dict), ``tuple([...])`` (how it saves a
-Tensor nested in a dict: ``(name, array)``), ``_codecs.encode(text, 'latin1')`` (protocol 2's
-bytes), and the table of a parameter it split into slices (protocols 2 and 3, over 2**30 bytes).
+Tensor nested in a dict: ``(name, array)``), ``_codecs.encode(text, 'latin1')`` and ``bytes()``
+(protocol 2's bytes), and the table of a parameter it split into slices (protocols 2 and 3, over 2**30 bytes).
 The file is memory-mapped; arrays are read-only views of it.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ _MEANINGS = {
     ("numpy", "ndarray"): "ndarray", ("numpy", "dtype"): "dtype",
     ("collections", "OrderedDict"): "ordered_dict",
     ("builtins", "tuple"): "tuple", ("__builtin__", "tuple"): "tuple",
-    ("_codecs", "encode"): "encode",
+    ("_codecs", "encode"): "encode", ("builtins", "bytes"): "bytes", ("__builtin__", "bytes"): "bytes",
 }
 # Plain numeric type codes as numpy's dtype pickle names them: float, int, uint, bool.
 _PLAIN_CODE = re.compile(r"(f[248]|[iu][1248]|b1)")
@@ -162,6 +162,11 @@ class NumpyPolicy(Policy):
             return args[0].encode("latin1")
         except UnicodeEncodeError:
             raise Refused("data", "protocol 2 bytes that are not latin-1") from None
+
+    def _bytes(self, args: tuple) -> bytes:
+        if args:  # protocol 2 writes b"" as bytes(); anything else as _codecs.encode
+            raise Refused("data", f"bytes{_short(args)} is not protocol 2's way of writing b''")
+        return b""
 
     def _ndarray(self, args: tuple) -> Any:
         raise Refused("code", "numpy.ndarray is called directly (with a buffer and an offset it can read any of "
