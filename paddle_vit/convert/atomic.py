@@ -272,16 +272,16 @@ def check_output(dst: str | os.PathLike, force: bool = False, inputs: Iterable[s
             if _same_file(Path(src), dst) or Path(src).resolve() == dst.resolve():
                 raise ConversionError(f"not writing {dst}",
                                       ["it is the input file; the converter never writes over its input"])
-        if dst.is_dir():
-            raise ConversionError(f"not writing {dst}", ["it is a directory"])
-        if os.path.lexists(dst) and not force:
-            raise ConversionError(f"not writing {dst}", ["the file exists; pass --force to replace it"])
         if not dst.parent.is_dir():
             raise ConversionError(f"not writing {dst}", [f"no such folder {dst.parent}"])
         limit = name_max(dst.parent)
         if len(os.fsencode(dst.name)) > limit:
             raise ConversionError(f"not writing {dst}", [
                 f"the file name is {len(os.fsencode(dst.name))} bytes long; this file system allows {limit}"])
+        if dst.is_dir():
+            raise ConversionError(f"not writing {dst}", ["it is a directory"])
+        if os.path.lexists(dst) and not force:
+            raise ConversionError(f"not writing {dst}", ["the file exists; pass --force to replace it"])
     except OSError as exc:
         raise ConversionError(f"not writing {dst}", [os_reason(exc)]) from None
 

@@ -191,4 +191,12 @@ def write_torch(state: Mapping[str, np.ndarray], target: Any) -> None:
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         tensors = {k: torch.from_numpy(contiguous(v)) for k, v in state.items()}
     with open_for_writing(target) as f:
-        torch.save(tensors, f)
+        try:
+            torch.save(tensors, f)
+        except RuntimeError as exc:  # torch's zip writer fails again on closing, hiding the OSError
+            cause = exc.__context__
+            while cause is not None and not isinstance(cause, OSError):
+                cause = cause.__context__
+            if cause is None:
+                raise
+            raise cause from None
