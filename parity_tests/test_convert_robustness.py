@@ -340,7 +340,9 @@ def test_transpose_paths_agree(dtype):
     from paddle_vit.convert.core import transpose
     a = np.random.default_rng(0).standard_normal((37, 53)).astype(dtype)
     frozen = a.copy()
-    frozen.flags.writeable = False  # read-only input takes numpy's path
-    for got in (transpose(a), transpose(frozen)):
-        assert got.flags.c_contiguous and got.dtype == a.dtype
+    frozen.flags.writeable = False  # read-only (a memory-mapped file): torch's path, only read
+    swapped = a.astype(a.dtype.newbyteorder(">"))  # non-native byte order: numpy's path
+    for source in (a, frozen, swapped):
+        got = transpose(source)
+        assert got.flags.c_contiguous and got.dtype == source.dtype
         np.testing.assert_array_equal(got, a.T)

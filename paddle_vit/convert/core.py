@@ -6,6 +6,7 @@ lists every missing, unexpected, unmapped or mis-shaped key, and the model is le
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
@@ -193,10 +194,16 @@ def finite_cast(array: np.ndarray, key: str, dtype: np.dtype, problems: list[str
 def transpose(array: np.ndarray) -> np.ndarray:
     """A 2-D array transposed into fresh C-contiguous memory. torch's copy kernel (blocked and
     threaded) does this about 3x faster than numpy's, so it is used when torch is loaded anyway
-    (it is whenever a torch checkpoint is read); the result is the same bits either way."""
+    (it is whenever a torch checkpoint is read); the result is the same bits either way. A
+    read-only array (a memory-mapped file) is only read; torch takes native byte order only."""
     torch = sys.modules.get("torch")
-    if torch is not None and array.flags.writeable and array.dtype != np.dtype("O"):
-        return torch.from_numpy(array).t().contiguous().numpy()
+    if torch is not None and array.dtype.kind == "f" and array.dtype.isnative:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            source = torch.from_numpy(array)
+        out = source.t().contiguous()
+        if out.data_ptr() != source.data_ptr():  # a [1, n] array needs no copy: keep numpy's (read-only) view
+            return out.numpy()
     return np.ascontiguousarray(array.T)
 
 
