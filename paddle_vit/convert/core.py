@@ -118,13 +118,17 @@ def _shape_fits(shape: tuple[int, ...], target: tuple[int, ...], transform: str)
 FLOAT_SOURCES = ("float16", "bfloat16", "float32", "float64")
 
 
-def tensor_problem(value: Any) -> str | None:
+def tensor_problem(value: Any, values: bool = True) -> str | None:
     """Why ``value`` is not a dense tensor or array of numbers (told from its metadata, no data is
-    read); ``None`` if it is one. Torch can save nested, sparse, quantized and meta tensors."""
+    read); ``None`` if it is one. Torch can save nested, sparse, quantized and meta tensors.
+    ``values=False``: only what leaves it without a shape to plan with (not a tensor, nested); the
+    other kinds have one, and are named when their values are read."""
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(value, torch.Tensor):
         if value.is_nested:
             return "is a nested tensor (a list of tensors of different shapes), not a weight"
+        if not values:
+            return None
         if value.layout != torch.strided:
             return f"is a sparse tensor ({value.layout}); a checkpoint's weights are dense"
         if value.is_quantized:
@@ -224,9 +228,9 @@ def tensor_shapes(state: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     known = getattr(state, "shapes", None)
     if known is not None:
         return {k: tuple(v) for k, v in known.items()}
-    bad = [f"{k!r} {problem}" for k, problem in ((k, tensor_problem(v)) for k, v in state.items()) if problem]
+    bad = [f"{k!r} {problem}" for k, problem in ((k, tensor_problem(v, values=False)) for k, v in state.items()) if problem]
     if bad:
-        raise ConversionError("not a checkpoint (a state_dict maps names to dense tensors)", bad)
+        raise ConversionError("not a checkpoint (a state_dict maps names to tensors)", bad)
     return {k: tuple(v.shape) for k, v in state.items()}
 
 
