@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pickle
 import struct
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -176,7 +175,8 @@ def test_dtype_mutated_after_use_cannot_crash(tmp_path, weights, nested):
     path = p.stop().write(tmp_path / "mutated.pdparams")
     proc = run_python(_CREATE, path, NAME, repr(KWARGS))
     out = proc.stdout.decode() + proc.stderr.decode()
-    assert proc.returncode == 0 and "REFUSED" in out and "structured or void dtype" in out, (proc.returncode, out[-3000:])
+    assert proc.returncode == 0 and "REFUSED" in out and "structured or void dtype" in out, \
+        (proc.returncode, out[-3000:])
     cli = run_python("import sys; from paddle_vit.convert.cli import main; sys.exit(main(sys.argv[1:]))",
                      "--to", "torch", path, tmp_path / "out.pth", *cli_args("vit"))
     err = cli.stderr.decode()

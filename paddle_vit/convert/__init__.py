@@ -25,6 +25,7 @@ def load_pretrained(model: nn.Layer, path: str | os.PathLike, source: str = "aut
     load_state_dict_strict(model, state)
 
 
-__all__ = ["ConversionError", "Route", "Layout", "Rule", "LAYOUTS", "atomic_output", "check_paddle_state", "convert_state_dict",
-           "detect_source", "export_state_dict", "get_layout", "load_pretrained", "load_state_dict_strict", "plan",
-           "plan_for", "read_checkpoint", "save_paddle", "target_spec", "write_checkpoint"]
+__all__ = ["ConversionError", "Route", "Layout", "Rule", "LAYOUTS", "atomic_output", "check_paddle_state",
+           "convert_state_dict", "detect_source", "export_state_dict", "get_layout", "load_pretrained",
+           "load_state_dict_strict", "plan", "plan_for", "read_checkpoint", "save_paddle", "target_spec",
+           "write_checkpoint"]

@@ -228,7 +228,8 @@ def tensor_shapes(state: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     known = getattr(state, "shapes", None)
     if known is not None:
         return {k: tuple(v) for k, v in known.items()}
-    bad = [f"{k!r} {problem}" for k, problem in ((k, tensor_problem(v, values=False)) for k, v in state.items()) if problem]
+    problems = {k: tensor_problem(v, values=False) for k, v in state.items()}
+    bad = [f"{k!r} {problem}" for k, problem in problems.items() if problem]
     if bad:
         raise ConversionError("not a checkpoint (a state_dict maps names to tensors)", bad)
     return {k: tuple(v.shape) for k, v in state.items()}

@@ -31,7 +31,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from paddle_vit.convert.core import ConversionError
-from paddle_vit.convert.files import contiguous, first_line, open_for_writing, unnest
+from paddle_vit.convert.files import contiguous, open_for_writing, os_reason, unnest
 from paddle_vit.convert.pickle_vm import Pending, Policy, Refused, Symbol, load
 
 # What the names in a paddle.save pickle mean here (numpy 1.x wrote numpy.core, 2.x numpy._core;
@@ -255,9 +255,12 @@ def read_pdparams(path: Path) -> dict[str, np.ndarray]:
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError) as exc:
-        raise ConversionError(f"cannot read {path}", [f"{type(exc).__name__}: {first_line(exc)}"]) from None
+            try:
+                data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):  # a file system that cannot map files: read it instead
+                data = f.read()
+    except OSError as exc:
+        raise ConversionError(f"cannot read {path}", [os_reason(exc)]) from None
     try:
         obj = load(data, NumpyPolicy(), budget_for(len(data)))
     except Refused as exc:
