@@ -215,6 +215,9 @@ def to_torch(args: argparse.Namespace, kwargs: dict[str, Any]) -> None:
 def _check(result: Any, quiet: bool) -> None:
     if not quiet or not result.passed:
         print(result.table(), flush=True)
+    if not result.reference_finite:
+        raise VerificationFailed("the source model's logits hold NaN or Inf, so they cannot tell a right "
+                                 "conversion from a wrong one; pass --no-verify to convert without the check")
     if not result.passed and not result.conclusive:
         raise VerificationFailed("the source model's logits are all zero (a zero-initialised head?), so they cannot "
                                  "tell a right conversion from a wrong one; pass --no-verify to convert without the check")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
@@ -139,26 +140,100 @@ def _shape_fits(shape: tuple[int, ...], target: tuple[int, ...], transform: str,
     return shape == expected_source_shape(target, transform)
 
 
+# Source dtypes a weight may have: widened or narrowed to the target's float type, exactly where it fits.
+FLOAT_SOURCES = ("float16", "bfloat16", "float32", "float64")
+
+
+def tensor_problem(value: Any, values: bool = True) -> str | None:
+    """Why ``value`` is not a dense tensor or array of numbers (told from its metadata, no data is
+    read); ``None`` if it is one. Torch can save nested, sparse, quantized and meta tensors.
+    ``values=False``: only what leaves it without a shape to plan with (not a tensor, nested); the
+    other kinds have one, and are named when their values are read."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        if value.is_nested:
+            return "is a nested tensor (a list of tensors of different shapes), not a weight"
+        if not values:
+            return None
+        if value.layout != torch.strided:
+            return f"is a sparse tensor ({value.layout}); a checkpoint's weights are dense"
+        if value.is_quantized:
+            return f"is a quantized tensor ({value.dtype}); dequantize it before converting"
+        if value.is_meta:
+            return "is a meta tensor: it has a shape but no values"
+        return None
+    if isinstance(value, (np.ndarray, paddle.Tensor)):
+        return None
+    return f"holds a {type(value).__name__}, not a tensor"
+
+
+def dtype_name(value: Any) -> str:
+    """``'float32'``, ``'bfloat16'``, ``'float8_e4m3fn'``...: the dtype of a torch/Paddle tensor or array."""
+    dtype = value.dtype
+    if isinstance(dtype, np.dtype):
+        return dtype.name
+    return str(dtype).rpartition(".")[2]
+
+
 def to_numpy(tensor: Any, key: str) -> np.ndarray:
-    """A torch tensor or array as a numpy array; bfloat16 is widened to float32."""
-    if hasattr(tensor, "detach"):
-        import torch
-        tensor = tensor.detach().cpu()
-        if tensor.dtype == torch.bfloat16:
-            tensor = tensor.float()
-        return tensor.numpy()
+    """A torch or Paddle tensor, or an array, as a numpy array; bfloat16 is widened to float32."""
+    problem = tensor_problem(tensor)
+    if problem is not None:
+        raise ConversionError("not a checkpoint", [f"{key!r} {problem}"])
     if isinstance(tensor, np.ndarray):
         return tensor
-    raise ConversionError("not a checkpoint", [f"{key!r} holds a {type(tensor).__name__}, not a tensor"])
+    if isinstance(tensor, paddle.Tensor):
+        return (tensor.astype("float32") if dtype_name(tensor) == "bfloat16" else tensor).numpy()
+    tensor = tensor.detach().cpu()
+    if dtype_name(tensor) == "bfloat16":
+        tensor = tensor.float()
+    return tensor.numpy()
+
+
+def usable_array(value: Any, key: str, problems: list[str], floating: bool = True) -> np.ndarray | None:
+    """``value`` as a numpy array if it is a dense tensor of a float dtype (``floating``) or of any
+    real dtype; else ``None`` and a problem naming ``key``, the tensor kind and the reason."""
+    problem = tensor_problem(value)
+    if problem is None:
+        name = dtype_name(value)
+        if floating and name not in FLOAT_SOURCES:
+            problem = f"has dtype {name}, expected a floating-point tensor ({', '.join(FLOAT_SOURCES)})"
+    if problem is None:
+        try:
+            return to_numpy(value, key)
+        except Exception as exc:  # a tensor type that torch loads but cannot hand to numpy
+            problem = f"cannot be read as numbers ({type(exc).__name__}: {str(exc)[:120]})"
+    problems.append(f"{key!r} {problem}")
+    return None
+
+
+def finite_cast(array: np.ndarray, key: str, dtype: np.dtype, problems: list[str]) -> np.ndarray | None:
+    """``array`` as ``dtype`` (no copy if it is already), checked on the values that will be written:
+    a float64 1e300 is finite but becomes Inf in float32, so the check runs after the cast."""
+    out = array.astype(dtype, copy=False)
+    if not np.issubdtype(out.dtype, np.floating) or np.isfinite(out).all():
+        return out
+    if np.isfinite(array).all():
+        problems.append(f"{key!r} holds values too large for {out.dtype} (up to {float(np.abs(array).max()):.3g}): "
+                        "they would be written as Inf")
+    else:
+        problems.append(f"{key!r} holds NaN or Inf values")
+    return None
 
 
 def transpose(array: np.ndarray) -> np.ndarray:
     """A 2-D array transposed into fresh C-contiguous memory. torch's copy kernel (blocked and
     threaded) does this about 3x faster than numpy's, so it is used when torch is loaded anyway
-    (it is whenever a torch checkpoint is read); the result is the same bits either way."""
+    (it is whenever a torch checkpoint is read); the result is the same bits either way. A
+    read-only array (a memory-mapped file) is only read; torch takes native byte order only."""
     torch = sys.modules.get("torch")
-    if torch is not None and array.flags.writeable and array.dtype != np.dtype("O"):
-        return torch.from_numpy(array).t().contiguous().numpy()
+    if torch is not None and array.dtype.kind == "f" and array.dtype.isnative:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            source = torch.from_numpy(array)
+        out = source.t().contiguous()
+        if out.data_ptr() != source.data_ptr():  # a [1, n] array needs no copy: keep numpy's (read-only) view
+            return out.numpy()
     return np.ascontiguousarray(array.T)
 
 
@@ -199,7 +274,8 @@ def tensor_shapes(state: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     known = getattr(state, "shapes", None)
     if known is not None:
         return {k: tuple(v) for k, v in known.items()}
-    bad = [f"{k!r} holds a {type(v).__name__}, not a tensor" for k, v in state.items() if not hasattr(v, "shape")]
+    problems = {k: tensor_problem(v, values=False) for k, v in state.items()}
+    bad = [f"{k!r} {problem}" for k, problem in problems.items() if problem]
     if bad:
         raise ConversionError("not a checkpoint (a state_dict maps names to tensors)", bad)
     return {k: tuple(v.shape) for k, v in state.items()}
@@ -227,16 +303,11 @@ def _other_layout_hint(keys: Iterable[str], family: str | None, source: str) -> 
     return f"this looks like a {' or '.join(fits)} checkpoint, not {source}: pass --source {fits[0]}" if fits else None
 
 
-def checked_array(value: Any, key: str, problems: list[str]) -> np.ndarray | None:
-    """``value`` as a numpy array if it is a finite floating-point tensor; else a problem naming ``key``."""
-    array = to_numpy(value, key)
-    if not np.issubdtype(array.dtype, np.floating):
-        problems.append(f"{key!r} has dtype {array.dtype}, expected a floating-point tensor")
-        return None
-    if not np.isfinite(array).all():
-        problems.append(f"{key!r} holds NaN or Inf values")
-        return None
-    return array
+def checked_array(value: Any, key: str, problems: list[str], dtype: Any = np.float32) -> np.ndarray | None:
+    """``value`` as a ``dtype`` numpy array if it is a dense floating-point tensor whose values are
+    finite in ``dtype``; else ``None`` and a problem naming ``key``."""
+    array = usable_array(value, key, problems)
+    return None if array is None else finite_cast(array, key, np.dtype(dtype), problems)
 
 
 Progress = Callable[[list], Iterable]
@@ -253,10 +324,12 @@ def convert_state_dict(state: Mapping[str, Any], model: nn.Layer, source: str = 
     spec = target_spec(model)
     problems, out = [], {}
     for route in (progress or list)(routes):
-        array = checked_array(state[route.src], route.src, problems)
+        array = usable_array(state[route.src], route.src, problems)
         if array is not None:
-            out[route.dst] = apply_transform(array, route.transform, model, spec[route.dst][0],
-                                             route.dst).astype(np.float32, copy=False)
+            array = apply_transform(array, route.transform, model, spec[route.dst][0], route.dst)
+            array = finite_cast(array, route.src, np.dtype(np.float32), problems)  # checked as it will be written
+        if array is not None:
+            out[route.dst] = array
     if problems:
         raise ConversionError(f"checkpoint does not fit model {model_name(model)!r}", problems)
     return out
@@ -307,13 +380,30 @@ def check_paddle_state(model: nn.Layer, state: Mapping[str, Any]) -> None:
 
 
 def load_state_dict_strict(model: nn.Layer, state: Mapping[str, Any]) -> None:
-    """Load a Paddle-layout state_dict only if every key and shape matches; else nothing is loaded."""
+    """Load a Paddle-layout state_dict only if everything fits: every key and shape, every tensor a
+    dense float tensor (for a float target) whose values are finite in the target's dtype. All of it
+    is checked, and every problem listed in one ``ConversionError``, before the model is touched."""
     check_paddle_state(model, state)
     current = model.state_dict()
+    problems: list[str] = []
+    ready: dict[str, np.ndarray] = {}
     for key in state:
-        target = current[key]
-        target.set_value(np.asarray(to_numpy(state[key], key)).astype(_np_dtype(target), copy=False))
+        want = _np_dtype(current[key])
+        floating = np.issubdtype(want, np.floating)
+        array = usable_array(state[key], key, problems, floating=floating)
+        if array is not None and not floating and array.dtype != want:
+            problems.append(f"{key!r} has dtype {array.dtype}, the model's tensor is {want}")
+            continue
+        if array is not None:
+            array = finite_cast(array, key, want, problems)
+        if array is not None:
+            ready[key] = array
+    if problems:
+        raise ConversionError(f"weights do not fit model {model_name(model)!r}", problems)
+    for key, array in ready.items():
+        current[key].set_value(array)
 
 
 def _np_dtype(tensor: paddle.Tensor) -> np.dtype:
-    return np.dtype(str(tensor.dtype).replace("paddle.", ""))
+    name = dtype_name(tensor)
+    return np.dtype(np.float32 if name == "bfloat16" else name)  # a bfloat16 model is given float32 values

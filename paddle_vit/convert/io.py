@@ -1,169 +1,57 @@
 """Reading and writing checkpoints safely: no file can run code, no output is ever half-written.
 
-Reading: torch files go through ``torch.load(weights_only=True)`` (torch >= 2.6 only: older
-versions could still run code, CVE-2025-32434); ``.pdparams`` files through a restricted
-unpickler of our own (``paddle.load`` would unpickle anything); ``.safetensors`` holds no code.
-Writing: to a temporary file beside the destination, renamed into place only when complete.
-Both sides work tensor by tensor: zip ``.pth`` files are memory-mapped, safetensors tensors are
-read on access, and writers stream each array to disk without building the file in memory.
+Reading (one ``read_checkpoint`` for every format):
+- torch files: ``torch.load(weights_only=True)`` (torch >= 2.6 only: older versions could still run
+  code, CVE-2025-32434), memory-mapped once every record matches its declared size (``pth``);
+- ``.pdparams``: our own pickle interpreter, which builds plain containers and numeric arrays and
+  nothing else, within a memory budget set by the file's size (``pdparams``, ``pickle_vm``);
+- ``.safetensors``: holds no code; tensors are read on access.
+Writing: into a file that appears at its destination only when complete, never over a file that
+exists unless asked (``atomic``). Writers stream each array to disk without building the file in
+memory, to a path or a file object; a failed write is one ``ConversionError`` naming the reason.
 """
 from __future__ import annotations
 
 import json
 import os
-import pickle
-import re
 import struct
-import tempfile
-import zipfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, BinaryIO, Iterator, Mapping
 
 import numpy as np
 
+from paddle_vit.convert.atomic import AtomicFile, atomic_output, check_output, temp_name
 from paddle_vit.convert.core import ConversionError
+from paddle_vit.convert.files import DDP_PREFIX, NESTED_KEYS, check_file, contiguous, first_line, open_for_writing, \
+    os_reason
+from paddle_vit.convert.pdparams import read_pdparams, write_pdparams
+from paddle_vit.convert.pth import MIN_SAFE_TORCH, read_torch, storage_check, torch_is_safe, write_torch
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 PADDLE_SUFFIXES = (".pdparams",)
 SAFETENSORS_SUFFIXES = (".safetensors",)
-# Training scripts nest the weights; the first of these keys that holds a dict is taken.
-NESTED_KEYS = ("state_dict", "model", "model_ema", "state_dict_ema", "module")
-DDP_PREFIX = "module."
-MIN_SAFE_TORCH = (2, 6)
-# What a .pdparams file may reference: numpy arrays (protocol <= 4 via _reconstruct, protocol 5
-# via _frombuffer), dtypes, ordered dicts. Each only builds an array or a container.
-_PDPARAMS_GLOBALS = {
-    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
-}
 # numpy dtype -> safetensors dtype tag
 _ST_DTYPES = {"float64": "F64", "float32": "F32", "float16": "F16", "int64": "I64", "int32": "I32",
               "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
 
 
-def _contiguous(value: Any) -> np.ndarray:
-    """A C-contiguous array, keeping 0-d arrays 0-d (``np.ascontiguousarray`` makes them 1-d)."""
-    array = np.asarray(value)
-    return array if array.flags.c_contiguous else array.copy(order="C")
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _PDPARAMS_GLOBALS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed in a parameter file")
-
-
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise ConversionError(f"cannot read {path}", ["no such file"])
-    if not path.is_file():
-        raise ConversionError(f"cannot read {path}", ["not a regular file (a directory?)"])
-    if path.stat().st_size == 0:
-        raise ConversionError(f"cannot read {path}", ["the file is empty"])
-
-
-def _unnest(obj: Any, path: Path) -> dict[str, Any]:
-    if isinstance(obj, dict):
-        for key in NESTED_KEYS:
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) for k in obj):
-        raise ConversionError(f"{path} is not a checkpoint",
-                              [f"expected a state_dict (str -> tensor), possibly under one of {NESTED_KEYS}; "
-                               f"found {type(obj).__name__}" + (" (empty)" if isinstance(obj, dict) and not obj else "")])
-    if all(k.startswith(DDP_PREFIX) for k in obj):  # saved from a DistributedDataParallel wrapper
-        obj = {k[len(DDP_PREFIX):]: v for k, v in obj.items()}
-    return obj
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
-
-
-def torch_is_safe(version: str) -> bool:
-    """Whether this torch's ``weights_only=True`` can be trusted with a hostile file (>= 2.6)."""
-    parts = []
-    for piece in version.split("+")[0].split(".")[:2]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits or 0))
-    return tuple(parts) >= MIN_SAFE_TORCH
-
-
-def read_torch(path: Path) -> dict[str, Any]:
-    """A torch ``.pth`` state_dict, read with ``weights_only=True``: a pickle that would run code is
-    refused. Zip files (``torch.save`` since 1.6) are memory-mapped, so tensors are paged in on use."""
-    import torch
-    if not torch_is_safe(torch.__version__):
-        raise ConversionError(f"refused to load {path}", [
-            f"torch {torch.__version__} can run code from a crafted file even with weights_only=True "
-            "(CVE-2025-32434); install torch >= 2.6 or convert from a .safetensors file"])
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except pickle.UnpicklingError as exc:
-        raise ConversionError(f"refused to load {path}", [_weights_only_refusal(str(exc))]) from None
-    except Exception as exc:  # truncated zip, random bytes, wrong format
-        raise ConversionError(f"cannot read {path}", [
-            f"not a readable torch checkpoint (truncated or corrupt?): {type(exc).__name__}: {_first_line(exc)}"]) from None
-    return _unnest(obj, path)
-
-
-def _weights_only_refusal(message: str) -> str:
-    """What torch's weights-only unpickler stopped at, in one line."""
-    found = re.search(r"Unsupported global: GLOBAL (\S+)", message)
-    if found:
-        return (f"the file references {found.group(1)}, which is not a tensor type: unpickling it could run code, "
-                "so it is not loaded (a checkpoint holds tensors only; safetensors cannot hold code at all)")
-    found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", message, re.S)
-    detail = " ".join(found.group(1).split())[:200] if found else _first_line(Exception(message))
-    return (f"not a plain torch checkpoint: the weights-only unpickler stopped at '{detail}' "
-            "(random bytes, or a pickle of objects other than tensors; neither is loaded)")
-
-
-def read_pdparams(path: Path) -> dict[str, Any]:
-    """A ``paddle.save`` state_dict, through an unpickler that admits numpy arrays only
-    (``paddle.load`` would unpickle anything)."""
-    try:
-        with open(path, "rb") as f:
-            obj = _NumpyOnlyUnpickler(f).load()
-    except pickle.UnpicklingError as exc:
-        if "is not allowed" not in str(exc):
-            raise ConversionError(f"cannot read {path}", [
-                f"not a readable .pdparams file (truncated or corrupt?): {_first_line(exc)}"]) from None
-        raise ConversionError(f"refused to load {path}", [
-            f"the file is not a plain parameter file and could run code when unpickled ({exc})"]) from None
-    except Exception as exc:
-        raise ConversionError(f"cannot read {path}", [
-            f"not a readable .pdparams file (truncated or corrupt?): {type(exc).__name__}: {_first_line(exc)}"]) from None
-    obj = _unnest(obj, path)
-    obj.pop("StructuredToParameterName@@", None)
-    if "UnpackBigParamInfor@@" in obj:
-        raise ConversionError(f"cannot read {path}", ["parameters split by paddle.save(protocol<4) are not "
-                                                      "supported; save again with protocol 4"])
-    bad = [k for k, v in obj.items() if not isinstance(v, np.ndarray) or v.dtype == object]
-    if bad:
-        raise ConversionError(f"{path} is not a parameter file", [f"{k!r} is not a numeric array" for k in bad])
-    return obj
-
-
 class SafetensorsState(Mapping):
-    """The tensors of a ``.safetensors`` file, each read when first asked for; ``shapes`` and
-    ``metadata`` come from the header (validated by the safetensors library on open)."""
+    """The tensors of a ``.safetensors`` file, each read when first asked for; ``shapes``, ``dtypes``
+    (safetensors tags: ``'F32'``, ``'F8_E4M3'``...) and ``metadata`` come from the header (validated by
+    the safetensors library on open)."""
 
     def __init__(self, path: Path) -> None:
         from safetensors import safe_open
         try:
             self._file = safe_open(str(path), framework="pt")
             self.metadata: dict[str, str] = self._file.metadata() or {}
-            self.shapes = {k: tuple(self._file.get_slice(k).get_shape()) for k in self._file.keys()}
+            slices = {k: self._file.get_slice(k) for k in self._file.keys()}
+            self.shapes = {k: tuple(s.get_shape()) for k, s in slices.items()}
+            self.dtypes = {k: s.get_dtype() for k, s in slices.items()}
         except Exception as exc:
             raise ConversionError(f"cannot read {path}", [
                 f"not a readable safetensors file (truncated or corrupt header?): {type(exc).__name__}: "
-                f"{_first_line(exc)}"]) from None
+                f"{first_line(exc)}"]) from None
         self.path = path
         if not self.shapes:
             raise ConversionError(f"{path} is not a checkpoint", ["the safetensors file holds no tensors"])
@@ -175,7 +63,7 @@ class SafetensorsState(Mapping):
             return self._file.get_tensor(key)
         except Exception as exc:
             raise ConversionError(f"cannot read {self.path}", [
-                f"tensor {key!r} is unreadable (truncated file?): {type(exc).__name__}: {_first_line(exc)}"]) from None
+                f"tensor {key!r} is unreadable (truncated file?): {type(exc).__name__}: {first_line(exc)}"]) from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.shapes)
@@ -189,7 +77,7 @@ def read_checkpoint(path: str | os.PathLike, fmt: str | os.PathLike | None = Non
     """``(state_dict, layout)`` where layout is ``'paddle'`` (our Paddle keys and shapes) or ``'torch'``.
     The format comes from ``fmt``'s suffix (default: ``path``'s)."""
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     suffix = Path(fmt or path).suffix.lower()
     if suffix in TORCH_SUFFIXES:
         return read_torch(path), "torch"
@@ -202,68 +90,18 @@ def read_checkpoint(path: str | os.PathLike, fmt: str | os.PathLike | None = Non
                                                   f"{TORCH_SUFFIXES + PADDLE_SUFFIXES + SAFETENSORS_SUFFIXES}"])
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def check_output(dst: str | os.PathLike, force: bool = False, inputs: Iterable[str | os.PathLike] = ()) -> None:
-    """Fail if ``dst`` may not be written: one of ``inputs``, a directory, an existing file without
-    ``force``, or in a folder that does not exist."""
-    dst = Path(dst)
-    for src in inputs:
-        if _same_file(Path(src), dst) or Path(src).resolve() == dst.resolve():
-            raise ConversionError(f"not writing {dst}", ["it is the input file; the converter never writes over its input"])
-    if dst.is_dir():
-        raise ConversionError(f"not writing {dst}", ["it is a directory"])
-    if dst.exists() and not force:
-        raise ConversionError(f"not writing {dst}", ["the file exists; pass --force to replace it"])
-    if not dst.parent.is_dir():
-        raise ConversionError(f"not writing {dst}", [f"no such folder {dst.parent}"])
-
-
-@contextmanager
-def atomic_output(dst: str | os.PathLike, force: bool = False,
-                  inputs: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
-    """Yield a temporary path beside ``dst``; it is renamed onto ``dst`` only if the block succeeds
-    (write it and check it inside the block). See ``check_output`` for what is refused."""
-    check_output(dst, force, inputs)
-    dst = Path(dst)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_pdparams(state: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
-    """A dict of arrays as ``paddle.load`` reads it. Pickle protocol 5 lets every array be written
-    straight from its buffer; ``paddle.save`` (protocol 4) would first copy the whole checkpoint."""
-    with open(path, "wb") as f:
-        pickle.Pickler(f, protocol=5).dump({k: _contiguous(v) for k, v in state.items()})
-
-
-def write_safetensors(state: Mapping[str, np.ndarray], path: str | os.PathLike,
+def write_safetensors(state: Mapping[str, np.ndarray], target: str | os.PathLike | BinaryIO,
                       metadata: Mapping[str, str] | None = None) -> None:
     """A ``.safetensors`` file written tensor by tensor (the library's ``save_file`` first builds
-    a bytes copy of every tensor). Layout: 8-byte header length, JSON header, raw little-endian data."""
+    a bytes copy of every tensor), to a path or a binary file object. Layout: 8-byte header length,
+    JSON header, raw little-endian data."""
     header: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
     arrays, offset = {}, 0
     for key, value in state.items():
-        array = _contiguous(value)
+        array = contiguous(value)
         tag = _ST_DTYPES.get(array.dtype.name)
         if tag is None:
-            raise ConversionError(f"not writing {path}", [f"{key!r}: dtype {array.dtype} has no safetensors tag"])
+            raise ConversionError(f"not writing {target}", [f"{key!r}: dtype {array.dtype} has no safetensors tag"])
         if array.dtype.byteorder == ">":
             array = array.astype(array.dtype.newbyteorder("<"))
         header[key] = {"dtype": tag, "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
@@ -271,31 +109,30 @@ def write_safetensors(state: Mapping[str, np.ndarray], path: str | os.PathLike,
         offset += array.nbytes
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)  # the data starts 8-byte aligned
-    with open(path, "wb") as f:
+    with open_for_writing(target) as f:
         f.write(struct.pack("<Q", len(blob)))
         f.write(blob)
         for array in arrays.values():
             f.write(memoryview(array).cast("B") if array.size else b"")
 
 
-def write_torch(state: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
-    """A torch state_dict file (``torch.save``), tensors sharing the arrays' memory."""
-    import torch
-    torch.save({k: torch.from_numpy(_contiguous(v)) for k, v in state.items()}, str(path))
-
-
-def write_checkpoint(state: Mapping[str, np.ndarray], path: str | os.PathLike, layout: str,
+def write_checkpoint(state: Mapping[str, np.ndarray], path: str | os.PathLike | BinaryIO, layout: str,
                      fmt: str | os.PathLike | None = None) -> None:
-    """Write ``state`` in the format that ``fmt``'s suffix names (default: ``path``'s; a temporary
-    file is written in its destination's format). ``layout`` ('paddle' or 'torch') says whose keys
-    it holds; safetensors metadata records it so that readers can tell."""
+    """Write ``state`` to ``path`` (or a binary file object) in the format that ``fmt``'s suffix
+    names (default: ``path``'s; a temporary file is written in its destination's format).
+    ``layout`` ('paddle' or 'torch') says whose keys it holds; safetensors metadata records it so
+    that readers can tell. A failed write (a full disk, no permission) is a ``ConversionError``
+    naming ``fmt`` (or ``path``) and the reason."""
     suffix = check_destination(fmt or path, layout)
-    if suffix in SAFETENSORS_SUFFIXES:
-        write_safetensors(state, path, {"format": "paddle" if layout == "paddle" else "pt"})
-    elif suffix in PADDLE_SUFFIXES:
-        write_pdparams(state, path)
-    else:
-        write_torch(state, path)
+    try:
+        if suffix in SAFETENSORS_SUFFIXES:
+            write_safetensors(state, path, {"format": "paddle" if layout == "paddle" else "pt"})
+        elif suffix in PADDLE_SUFFIXES:
+            write_pdparams(state, path)
+        else:
+            write_torch(state, path)
+    except OSError as exc:
+        raise ConversionError(f"cannot write {fmt or path}", [os_reason(exc)]) from None
 
 
 def check_destination(dst: str | os.PathLike, layout: str) -> str:
@@ -311,7 +148,14 @@ def check_destination(dst: str | os.PathLike, layout: str) -> str:
 
 
 def save_paddle(state: Mapping[str, np.ndarray], dst: str | os.PathLike, force: bool = False) -> None:
-    """Write a Paddle state_dict to ``.pdparams`` or ``.safetensors`` (format=paddle), atomically."""
+    """Write a Paddle state_dict to ``.pdparams`` or ``.safetensors`` (format=paddle), atomically:
+    ``dst`` appears complete or not at all, and an existing ``dst`` is kept unless ``force``."""
     check_destination(dst, "paddle")
     with atomic_output(dst, force) as tmp:
         write_checkpoint(state, tmp, "paddle", fmt=dst)
+
+
+__all__ = ["AtomicFile", "DDP_PREFIX", "MIN_SAFE_TORCH", "NESTED_KEYS", "PADDLE_SUFFIXES", "SAFETENSORS_SUFFIXES",
+           "SafetensorsState", "TORCH_SUFFIXES", "atomic_output", "check_destination", "check_output",
+           "read_checkpoint", "read_pdparams", "read_torch", "save_paddle", "storage_check", "temp_name",
+           "torch_is_safe", "write_checkpoint", "write_pdparams", "write_safetensors", "write_torch"]

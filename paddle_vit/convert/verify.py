@@ -25,9 +25,14 @@ class Verification:
     input_shape: tuple[int, ...]
 
     @property
+    def reference_finite(self) -> bool:
+        """NaN or Inf reference logits (a source model that cannot run on its own weights) prove nothing."""
+        return bool(np.isfinite(self.stats.scale))
+
+    @property
     def conclusive(self) -> bool:
         """All-zero reference logits (an untrained, zero-initialised head) would match any weights."""
-        return self.stats.scale > SCALE_FLOOR
+        return self.reference_finite and self.stats.scale > SCALE_FLOOR
 
     @property
     def passed(self) -> bool:
@@ -35,7 +40,8 @@ class Verification:
 
     def table(self) -> str:
         s = self.stats
-        verdict = "PASS" if self.passed else "FAIL" if self.conclusive else "FAIL: the reference logits are all zero"
+        verdict = ("PASS" if self.passed else "FAIL" if self.conclusive else "FAIL: the reference logits are all zero"
+                   if self.reference_finite else "FAIL: the reference logits hold NaN or Inf")
         return "\n".join([
             f"verification: {self.reference} vs paddle_vit, random batch {list(self.input_shape)}",
             f"  {'output':<8} {'shape':<12} {'max abs':>10} {'max rel':>10} {'max abs/scale':>14} {'bound':>8}  result",
