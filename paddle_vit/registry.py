@@ -24,14 +24,21 @@ def create_model(name: str, pretrained: str | Path | None = None, num_classes: i
                  img_size: Any = None, **overrides: Any) -> nn.Layer:
     """Build variant ``name``; ``pretrained`` is a ``.pdparams``/``.safetensors`` file of this
     model or a torch checkpoint (timm, torchvision or torch_ref layout), converted on the fly.
-    The weights are checked completely before any is loaded."""
+    The weights are checked completely before any is loaded. The model is built with the
+    constructor arguments the checkpoint needs (a BatchNorm eps its library uses, see
+    ``paddle_vit.convert.pretrained``)."""
     import paddle_vit.models  # noqa: F401  (registers the families)
 
     family, kwargs = model_kwargs(name, num_classes, img_size, **overrides)
+    ckpt = None
+    if pretrained is not None:
+        from paddle_vit.convert import read_pretrained
+        ckpt = read_pretrained(pretrained, family, name)
+        kwargs = ckpt.model_kwargs(kwargs, overrides)
     model = FAMILIES[family](**kwargs)
     model.variant = name
-    if pretrained is not None:
+    if ckpt is not None:
         from paddle_vit.convert import load_pretrained
-        load_pretrained(model, pretrained)
+        load_pretrained(model, ckpt)
     model.eval()
     return model

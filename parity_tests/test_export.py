@@ -20,7 +20,7 @@ EFFNET_SMALL = dict(channel_multiplier=0.25, depth_multiplier=0.25, img_size=65)
 def shrunk(name: str) -> tuple[paddle.nn.Layer, tuple[int, int]]:
     family, kwargs = get_variant(name)
     small = {"vit": dict(depth=1, embed_dim=4 * kwargs.get("num_heads", 1)),
-             "swin": SWIN_SMALL, "efficientnetv2": EFFNET_SMALL}[family]
+             "swin": SWIN_SMALL, "efficientnet": EFFNET_SMALL}[family]
     paddle.seed(0)
     model = paddle_vit.create_model(name, num_classes=7, **small)
     for p in model.parameters():  # no zero head or unit norm: every tensor must travel

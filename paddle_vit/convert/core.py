@@ -74,9 +74,10 @@ def plan(source_shapes: Mapping[str, tuple[int, ...]], model: nn.Layer, layout: 
     problems: list[str] = []
     routes: list[Route] = []
     claimed: dict[str, str] = {}
+    map_key = layout.key_mapper(source_shapes, model)
     for src, shape in source_shapes.items():
         try:
-            mapped = layout.map_key(src)
+            mapped = map_key(src)
         except KeyError:
             problems.append(f"unmapped key {src!r} {list(shape)}: no rule of the {layout.source!r} layout maps it")
             continue

@@ -38,6 +38,10 @@ _PDPARAMS_GLOBALS = {
     ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
     ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
 }
+# The constructor arguments a Paddle file's weights need (paddle_vit.convert.pretrained): a plain
+# dict of numbers and strings, in a .pdparams beside Paddle's own "StructuredToParameterName@@"
+# entry, in safetensors metadata as JSON.
+CONFIG_KEY = "paddle_vit_config@@"
 # numpy dtype -> safetensors dtype tag
 _ST_DTYPES = {"float64": "F64", "float32": "F32", "float16": "F16", "int64": "I64", "int32": "I32",
               "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
@@ -141,13 +145,30 @@ def read_pdparams(path: Path) -> dict[str, Any]:
             f"not a readable .pdparams file (truncated or corrupt?): {type(exc).__name__}: {_first_line(exc)}"]) from None
     obj = _unnest(obj, path)
     obj.pop("StructuredToParameterName@@", None)
+    config = _checked_config(obj.pop(CONFIG_KEY, {}), path)
     if "UnpackBigParamInfor@@" in obj:
         raise ConversionError(f"cannot read {path}", ["parameters split by paddle.save(protocol<4) are not "
                                                       "supported; save again with protocol 4"])
     bad = [k for k, v in obj.items() if not isinstance(v, np.ndarray) or v.dtype == object]
     if bad:
         raise ConversionError(f"{path} is not a parameter file", [f"{k!r} is not a numeric array" for k in bad])
-    return obj
+    return ParamState(obj, config)
+
+
+class ParamState(dict):
+    """A Paddle state_dict read from a file, with the constructor arguments it records (``config``)."""
+
+    def __init__(self, state: dict, config: dict | None = None) -> None:
+        super().__init__(state)
+        self.config = dict(config or {})
+
+
+def _checked_config(config: Any, path: Path) -> dict:
+    ok = isinstance(config, dict) and all(
+        isinstance(k, str) and (v is None or isinstance(v, (bool, int, float, str))) for k, v in config.items())
+    if not ok:
+        raise ConversionError(f"cannot read {path}", [f"its {CONFIG_KEY!r} entry is not a dict of numbers and strings"])
+    return config
 
 
 class SafetensorsState(Mapping):
@@ -165,6 +186,10 @@ class SafetensorsState(Mapping):
                 f"not a readable safetensors file (truncated or corrupt header?): {type(exc).__name__}: "
                 f"{_first_line(exc)}"]) from None
         self.path = path
+        try:
+            self.config = _checked_config(json.loads(self.metadata.get("config", "{}")), path)
+        except json.JSONDecodeError:
+            raise ConversionError(f"cannot read {path}", ["its 'config' metadata is not JSON"]) from None
         if not self.shapes:
             raise ConversionError(f"{path} is not a checkpoint", ["the safetensors file holds no tensors"])
 
@@ -246,11 +271,14 @@ def atomic_output(dst: str | os.PathLike, force: bool = False,
             os.unlink(tmp)
 
 
-def write_pdparams(state: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
+def write_pdparams(state: Mapping[str, np.ndarray], path: str | os.PathLike, config: Mapping | None = None) -> None:
     """A dict of arrays as ``paddle.load`` reads it. Pickle protocol 5 lets every array be written
     straight from its buffer; ``paddle.save`` (protocol 4) would first copy the whole checkpoint."""
+    out: dict[str, Any] = {k: _contiguous(v) for k, v in state.items()}
+    if config:
+        out[CONFIG_KEY] = dict(config)
     with open(path, "wb") as f:
-        pickle.Pickler(f, protocol=5).dump({k: _contiguous(v) for k, v in state.items()})
+        pickle.Pickler(f, protocol=5).dump(out)
 
 
 def write_safetensors(state: Mapping[str, np.ndarray], path: str | os.PathLike,
@@ -285,15 +313,19 @@ def write_torch(state: Mapping[str, np.ndarray], path: str | os.PathLike) -> Non
 
 
 def write_checkpoint(state: Mapping[str, np.ndarray], path: str | os.PathLike, layout: str,
-                     fmt: str | os.PathLike | None = None) -> None:
+                     fmt: str | os.PathLike | None = None, config: Mapping | None = None) -> None:
     """Write ``state`` in the format that ``fmt``'s suffix names (default: ``path``'s; a temporary
     file is written in its destination's format). ``layout`` ('paddle' or 'torch') says whose keys
-    it holds; safetensors metadata records it so that readers can tell."""
+    it holds; safetensors metadata records it so that readers can tell. ``config``: constructor
+    arguments the weights need (Paddle files record them; see ``paddle_vit.convert.pretrained``)."""
     suffix = check_destination(fmt or path, layout)
     if suffix in SAFETENSORS_SUFFIXES:
-        write_safetensors(state, path, {"format": "paddle" if layout == "paddle" else "pt"})
+        meta = {"format": "paddle" if layout == "paddle" else "pt"}
+        if config and layout == "paddle":
+            meta["config"] = json.dumps(dict(config))
+        write_safetensors(state, path, meta)
     elif suffix in PADDLE_SUFFIXES:
-        write_pdparams(state, path)
+        write_pdparams(state, path, config)
     else:
         write_torch(state, path)
 
@@ -310,8 +342,9 @@ def check_destination(dst: str | os.PathLike, layout: str) -> str:
     return suffix
 
 
-def save_paddle(state: Mapping[str, np.ndarray], dst: str | os.PathLike, force: bool = False) -> None:
+def save_paddle(state: Mapping[str, np.ndarray], dst: str | os.PathLike, force: bool = False,
+                config: Mapping | None = None) -> None:
     """Write a Paddle state_dict to ``.pdparams`` or ``.safetensors`` (format=paddle), atomically."""
     check_destination(dst, "paddle")
     with atomic_output(dst, force) as tmp:
-        write_checkpoint(state, tmp, "paddle", fmt=dst)
+        write_checkpoint(state, tmp, "paddle", fmt=dst, config=config)

@@ -24,3 +24,16 @@ def silu(x: paddle.Tensor) -> paddle.Tensor:
 class SiLU(nn.Layer):
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return silu(x)
+
+
+# The activations of the MBConv family, by the names of paddle_vit.efficientnet_arch.ACT_LAYERS.
+_ACTS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "silu": SiLU, "hard_swish": nn.Hardswish, "mish": nn.Mish}
+
+
+def create_act(name: str | None) -> nn.Layer:
+    """A fresh activation layer by name (``None``: identity); an unknown name lists the known ones."""
+    if name is None:
+        return nn.Identity()
+    if name not in _ACTS:
+        raise ValueError(f"unknown activation {name!r}; known: {', '.join(_ACTS)}")
+    return _ACTS[name]()

@@ -111,10 +111,11 @@ def pair_modules(torch_model: Any, paddle_model: Any, source: str = "auto") -> t
     layout = _layout_for(torch_model, paddle_model, source)
     t_keys = list(torch_model.state_dict().keys())
     p_keys = list(paddle_model.state_dict().keys())
+    map_key = layout.key_mapper(t_keys, paddle_model)
 
     def mapped(key: str) -> str | None:
         try:
-            out = layout.map_key(key)
+            out = map_key(key)
         except KeyError:
             return "<unmapped>" + key  # never equals a Paddle key, so its module stays unpaired
         return None if out is None else out[0]

@@ -13,3 +13,15 @@ def silu(x: torch.Tensor) -> torch.Tensor:
 
 class SiLU(nn.SiLU):
     pass
+
+
+_ACTS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "silu": SiLU, "hard_swish": nn.Hardswish, "mish": nn.Mish}
+
+
+def create_act(name: str | None) -> nn.Module:
+    """A fresh activation layer by name (``None``: identity); an unknown name lists the known ones."""
+    if name is None:
+        return nn.Identity()
+    if name not in _ACTS:
+        raise ValueError(f"unknown activation {name!r}; known: {', '.join(_ACTS)}")
+    return _ACTS[name]()

@@ -11,6 +11,16 @@ What is *not* declared here because it follows from our model, not from the sour
   never from a name or from a tensor being 2-D.
 - the torch -> Paddle BatchNorm buffer names (``running_mean`` -> ``_mean``,
   ``running_var`` -> ``_variance``), see ``FRAMEWORK_RENAMES``.
+- a flat block number: a rule target ``@N.rest`` (``FLAT_BLOCK``) names the model's N-th block, in
+  the order of its ``flat_blocks`` (``blocks.{stage}.{index}``), for sources that number blocks
+  1, 2, 3, ... across stages (efficientnet-pytorch's ``_blocks.N``).
+
+A rule can depend on the other keys of the checkpoint (``when`` / ``unless``: keys that must /
+must not exist, written with the rule's groups), for sources whose blocks of different kinds share
+one naming scheme (torchvision numbers the layers of an MBConv and of a Fused-MBConv alike).
+A layout may also declare ``config``: constructor arguments its checkpoints need because its
+library builds the model so (torchvision's EfficientNetV2 uses BatchNorm eps 1e-3), per variant;
+``create_model`` builds the model with them (see ``paddle_vit.convert.pretrained``).
 """
 from __future__ import annotations
 
@@ -21,6 +31,7 @@ from dataclasses import dataclass, field
 NONE = "none"
 POS_EMBED = "pos_embed"   # learned [1, prefix + gh*gw, C]: resampled bicubically if the grid differs
 TRANSFORMS = (NONE, POS_EMBED)
+FLAT_BLOCK = "@"          # target prefix "@N": the model's N-th block (``model.flat_blocks[N]``)
 
 # torch BatchNorm buffer -> Paddle BatchNorm buffer; applied after the layout's own rules.
 # (A BatchNorm converted on its own has the bare keys ``running_mean``, hence the optional prefix.)
@@ -35,10 +46,20 @@ class Rule:
     pattern: str
     target: str
     transform: str = NONE
+    when: tuple[str, ...] = ()     # keys (regex templates with the pattern's groups) that must exist
+    unless: tuple[str, ...] = ()   # ... that must not exist
 
     def __post_init__(self) -> None:
         if self.transform not in TRANSFORMS:
             raise ValueError(f"unknown transform {self.transform!r}; known: {TRANSFORMS}")
+
+    def applies(self, match: re.Match, keys: frozenset[str] | None) -> bool:
+        if not (self.when or self.unless):
+            return True
+        if keys is None:
+            raise ValueError(f"rule {self.pattern!r} depends on the other keys of the checkpoint; pass them")
+        found = lambda t: any(re.fullmatch(match.expand(t), k) for k in keys)  # noqa: E731
+        return all(found(t) for t in self.when) and not any(found(t) for t in self.unless)
 
 
 @dataclass(frozen=True)
@@ -51,21 +72,44 @@ class Layout:
     ignore: tuple[str, ...] = ()        # source keys carried nowhere on purpose (rebuilt buffers)
     signature: tuple[str, ...] = ()     # keys (regex) whose presence identifies this source
     notes: str = ""
+    config: dict = field(default_factory=dict)  # variant -> constructor arguments its checkpoints need
 
-    def map_key(self, key: str) -> tuple[str, str] | None:
-        """``(target key, transform)`` for a source key, or ``None`` if it is ignored.
-        Raises ``KeyError`` for a key that no rule maps."""
+    def map_key(self, key: str, keys: frozenset[str] | None = None,
+                flat_blocks: list[str] | None = None) -> tuple[str, str] | None:
+        """``(target key, transform)`` for a source key, or ``None`` if it is ignored. ``keys``: all
+        keys of the checkpoint (for rules with ``when`` / ``unless``); ``flat_blocks``: the model's
+        block prefixes in order (for ``@N`` targets). Raises ``KeyError`` for a key that no rule maps
+        (or whose flat block number the model does not have)."""
         if any(re.fullmatch(p, key) for p in self.ignore + FRAMEWORK_IGNORE):
             return None
         for rule in self.rules:
-            if re.fullmatch(rule.pattern, key):
-                return _framework_rename(re.sub(rule.pattern, rule.target, key)), rule.transform
+            match = re.fullmatch(rule.pattern, key)
+            if match and rule.applies(match, keys):
+                return _framework_rename(_flat_block(match.expand(rule.target), flat_blocks, key)), rule.transform
         if self.passthrough:
             return _framework_rename(key), NONE
         raise KeyError(key)
 
+    def key_mapper(self, keys, model=None):
+        """``map_key`` bound to a checkpoint's keys and a target model (its ``flat_blocks``, if any)."""
+        keys, blocks = frozenset(keys), getattr(model, "flat_blocks", None)
+        return lambda key: self.map_key(key, keys, blocks)
+
+    def config_for(self, variant: str | None) -> dict:
+        """The constructor arguments a checkpoint of this layout needs for ``variant`` (often none)."""
+        return dict(self.config.get(variant, {})) if variant else {}
+
     def matches(self, keys: set[str]) -> bool:
         return bool(self.signature) and all(any(re.fullmatch(s, k) for k in keys) for s in self.signature)
+
+
+def _flat_block(target: str, flat_blocks: list[str] | None, key: str) -> str:
+    if not target.startswith(FLAT_BLOCK):
+        return target
+    number, _, rest = target[len(FLAT_BLOCK):].partition(".")
+    if flat_blocks is None or not number.isdigit() or int(number) >= len(flat_blocks):
+        raise KeyError(key)  # the model has no such block: reported as an unmapped key
+    return f"{flat_blocks[int(number)]}.{rest}"
 
 
 def _framework_rename(key: str) -> str:
