@@ -18,7 +18,7 @@ Between two timed calls the script sleeps ``--gap`` seconds: Paddle's Intel Open
 spin for 200 ms after each parallel region and would otherwise steal the cores from the
 next path (torch uses GNU OpenMP, a separate thread pool).
 
-    paddle-vit bench                         # the four models, batch 1 and 8, table + JSON
+    paddle-vit bench                         # the six models, batch 1 and 8, table + JSON
     paddle-vit bench --quick                 # ViT-S, batch 1, no memory: under a minute
     paddle-vit bench --dry-run               # tiny ViT, one repeat: checks the machinery
     paddle-vit bench --profile --models vit_small_patch16_224 --batch-sizes 8   # op by op
@@ -45,7 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Models of the issue, with the input resolution each is benchmarked at.
 DEFAULT_MODELS = {"vit_small_patch16_224": 224, "vit_base_patch16_224": 224,
-                  "swin_tiny_patch4_window7_224": 224, "efficientnetv2_s": 300}
+                  "swin_tiny_patch4_window7_224": 224, "efficientnetv2_s": 300,
+                  "efficientnet_b0": 224, "mobilenetv2_100": 224}
 PADDLE_PATHS = ("paddle_eager", "paddle_static", "paddle_infer")
 TORCH_PATHS = ("torch_ref", "timm")
 ALL_PATHS = PADDLE_PATHS + TORCH_PATHS

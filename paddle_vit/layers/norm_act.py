@@ -80,7 +80,9 @@ class EvoNorm2dS0(nn.Layer):
         if self.v is not None:
             B, C, H, W = x.shape
             g = x.reshape([B, self.groups, C // self.groups, H, W])
-            std = paddle.sqrt(g.var(axis=[2, 3, 4], unbiased=False, keepdim=True) + self.eps)
+            # (x - mean)^2 by hand: Paddle's var() promotes types internally and warns on every call
+            var = (g - g.mean(axis=[2, 3, 4], keepdim=True)).square().mean(axis=[2, 3, 4], keepdim=True)
+            std = paddle.sqrt(var + self.eps)
             x = x * F.sigmoid(x * self.v.reshape(shape)) / std.expand(g.shape).reshape([B, C, H, W])
         return x * self.weight.reshape(shape) + self.bias.reshape(shape)
 

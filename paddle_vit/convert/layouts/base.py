@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
 
 # Transform kinds a rule may ask for (besides the target-derived ``linear``).
 NONE = "none"
@@ -53,13 +54,13 @@ class Rule:
         if self.transform not in TRANSFORMS:
             raise ValueError(f"unknown transform {self.transform!r}; known: {TRANSFORMS}")
 
-    def applies(self, match: re.Match, keys: frozenset[str] | None) -> bool:
+    def applies(self, match: re.Match, present: Callable[[str], bool] | None) -> bool:
+        """Whether the rule maps this key: ``present(regex)`` says if the checkpoint has a matching key."""
         if not (self.when or self.unless):
             return True
-        if keys is None:
+        if present is None:
             raise ValueError(f"rule {self.pattern!r} depends on the other keys of the checkpoint; pass them")
-        found = lambda t: any(re.fullmatch(match.expand(t), k) for k in keys)  # noqa: E731
-        return all(found(t) for t in self.when) and not any(found(t) for t in self.unless)
+        return all(present(match.expand(t)) for t in self.when) and not any(present(match.expand(t)) for t in self.unless)
 
 
 @dataclass(frozen=True)
@@ -74,26 +75,32 @@ class Layout:
     notes: str = ""
     config: dict = field(default_factory=dict)  # variant -> constructor arguments its checkpoints need
 
-    def map_key(self, key: str, keys: frozenset[str] | None = None,
+    def map_key(self, key: str, present: Callable[[str], bool] | None = None,
                 flat_blocks: list[str] | None = None) -> tuple[str, str] | None:
-        """``(target key, transform)`` for a source key, or ``None`` if it is ignored. ``keys``: all
-        keys of the checkpoint (for rules with ``when`` / ``unless``); ``flat_blocks``: the model's
-        block prefixes in order (for ``@N`` targets). Raises ``KeyError`` for a key that no rule maps
-        (or whose flat block number the model does not have)."""
+        """``(target key, transform)`` for a source key, or ``None`` if it is ignored. ``present``: whether
+        the checkpoint has a key matching a regex (for rules with ``when`` / ``unless``, see
+        ``key_mapper``); ``flat_blocks``: the model's block prefixes in order (for ``@N`` targets).
+        Raises ``KeyError`` for a key that no rule maps (or whose flat block number the model does not have)."""
         if any(re.fullmatch(p, key) for p in self.ignore + FRAMEWORK_IGNORE):
             return None
         for rule in self.rules:
             match = re.fullmatch(rule.pattern, key)
-            if match and rule.applies(match, keys):
+            if match and rule.applies(match, present):
                 return _framework_rename(_flat_block(match.expand(rule.target), flat_blocks, key)), rule.transform
         if self.passthrough:
             return _framework_rename(key), NONE
         raise KeyError(key)
 
-    def key_mapper(self, keys, model=None):
+    def key_mapper(self, keys: Iterable[str], model: Any = None) -> Callable[[str], tuple[str, str] | None]:
         """``map_key`` bound to a checkpoint's keys and a target model (its ``flat_blocks``, if any)."""
-        keys, blocks = frozenset(keys), getattr(model, "flat_blocks", None)
-        return lambda key: self.map_key(key, keys, blocks)
+        keys, blocks, seen = tuple(keys), getattr(model, "flat_blocks", None), {}
+
+        def present(regex: str) -> bool:  # each condition, once per checkpoint
+            if regex not in seen:
+                compiled = re.compile(regex)
+                seen[regex] = any(compiled.fullmatch(k) for k in keys)
+            return seen[regex]
+        return lambda key: self.map_key(key, present, blocks)
 
     def config_for(self, variant: str | None) -> dict:
         """The constructor arguments a checkpoint of this layout needs for ``variant`` (often none)."""
