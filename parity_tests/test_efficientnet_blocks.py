@@ -143,6 +143,11 @@ def test_cond_conv_matches_timm(cin, cout, k, stride, groups, pad, experts, bias
         ref = theirs(torch.tensor(x), torch.tensor(r))
         assert_close(ref, tm(torch.tensor(x), torch.tensor(r)), tolerance("layer"), "torch_ref CondConv2d vs timm")
     assert_close(ref, pm(paddle.to_tensor(x), paddle.to_tensor(r)), tolerance("layer"), "CondConv2d vs timm")
+    # the static-graph path (any batch size): a sum over experts of one grouped conv
+    from paddle_vit.layers.conv2d_same import pad_same
+    px = paddle.to_tensor(x)
+    px = pad_same(px, k, stride) if pm.dynamic_same else px
+    assert_close(ref, pm._expert_sum(px, paddle.to_tensor(r)), tolerance("layer"), "CondConv2d (static path) vs timm")
 
 
 def test_same_padding_puts_the_extra_pixel_after():

@@ -29,7 +29,8 @@ def shrunk(name: str) -> tuple[paddle.nn.Layer, tuple[int, int]]:
     return model, (size, size) if isinstance(size, int) else tuple(size)
 
 
-NAMES = paddle_vit.list_models("vit_*") + ["swin_tiny_patch4_window7_224", "tf_efficientnetv2_s", "efficientnetv2_s"]
+NAMES = paddle_vit.list_models("vit_*") + ["swin_tiny_patch4_window7_224", "tf_efficientnetv2_s", "efficientnetv2_s",
+                                           "tf_efficientnet_cc_b0_4e", "mixnet_s"]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -31,6 +31,7 @@ def load_pretrained(model: nn.Layer, path: str | os.PathLike | Pretrained, sourc
     load_state_dict_strict(model, state)
 
 
-__all__ = ["ConversionError", "Pretrained", "Route", "Layout", "Rule", "LAYOUTS", "read_pretrained", "check_paddle_state", "convert_state_dict",
+__all__ = ["ConversionError", "Pretrained", "Route", "Layout", "Rule", "LAYOUTS", "read_pretrained",
+           "check_paddle_state", "convert_state_dict",
            "detect_source", "export_state_dict", "get_layout", "load_pretrained", "load_state_dict_strict", "plan",
            "plan_for", "read_checkpoint", "save_paddle", "target_spec", "write_checkpoint"]

@@ -2,19 +2,21 @@
 from torch_ref.layers.activations import SiLU, create_act, silu
 from torch_ref.layers.attention import Attention
 from torch_ref.layers.channel_attention import (CBAM, ECA, ChannelAttention, GlobalContext, SpatialAttention,
-                                              SqueezeExcitation)
+                                          SqueezeExcitation)
 from torch_ref.layers.cond_conv import CondConv2d
 from torch_ref.layers.conv2d_same import Conv2dSame, create_conv2d
-from torch_ref.layers.mixed_conv import MixedConv2d
 from torch_ref.layers.drop_path import DropPath, drop_path
 from torch_ref.layers.linear import Linear
+from torch_ref.layers.mixed_conv import MixedConv2d
 from torch_ref.layers.mlp import Mlp
 from torch_ref.layers.norm import BatchNorm2d
-from torch_ref.layers.norm_act import BatchNormAct2d, EvoNorm2dS0, GroupNormAct, LayerNorm2d, LayerNormAct2d, create_norm_act
+from torch_ref.layers.norm_act import (BatchNormAct2d, EvoNorm2dS0, GroupNormAct, LayerNorm2d, LayerNormAct2d,
+                                 create_norm_act)
 from torch_ref.layers.patch_embed import PatchEmbed, PatchEmbedding, prepend_cls_token
 from torch_ref.layers.pos_embed import resample_pos_embed, sincos_1d, sincos_2d
 
-__all__ = ["SiLU", "silu", "create_act", "GlobalContext", "CondConv2d", "MixedConv2d", "BatchNormAct2d", "EvoNorm2dS0",
-           "GroupNormAct", "LayerNorm2d", "LayerNormAct2d", "create_norm_act", "Attention", "BatchNorm2d", "CBAM", "ChannelAttention", "Conv2dSame", "create_conv2d", "ECA",
+__all__ = ["SiLU", "silu", "Attention", "BatchNorm2d", "CBAM", "ChannelAttention", "Conv2dSame", "create_conv2d", "ECA",
            "SpatialAttention", "SqueezeExcitation", "DropPath", "drop_path", "Linear", "Mlp", "PatchEmbed", "PatchEmbedding",
-           "prepend_cls_token", "resample_pos_embed", "sincos_1d", "sincos_2d"]
+           "prepend_cls_token", "resample_pos_embed", "sincos_1d", "sincos_2d",
+           "create_act", "GlobalContext", "CondConv2d", "MixedConv2d", "BatchNormAct2d", "EvoNorm2dS0", "GroupNormAct",
+           "LayerNorm2d", "LayerNormAct2d", "create_norm_act"]

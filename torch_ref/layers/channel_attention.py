@@ -1,4 +1,5 @@
-"""Channel and spatial attention (SE, global context, ECA, CBAM) on ``[B, C, H, W]`` (torch mirror of ``paddle_vit.layers.channel_attention``)."""
+"""Channel and spatial attention on ``[B, C, H, W]``: SE, global context, ECA, CBAM
+(torch mirror of ``paddle_vit.layers.channel_attention``)."""
 from __future__ import annotations
 
 import torch
