@@ -189,3 +189,14 @@ def test_input_size_is_metadata():
     pm = create_model("tf_efficientnet_lite0", num_classes=3)
     assert pm.img_size == 224
     assert list(pm(paddle.to_tensor(np.zeros([1, 3, 37, 41], np.float32))).shape) == [1, 3]
+
+
+UNTAGGED = sorted(set(_generator_module().architectures()) - set(NAMES))
+
+
+@pytest.mark.parametrize("name", UNTAGGED)
+def test_variants_without_weights_have_timms_structure(name):
+    """timm's architectures without a pretrained tag: the same network at full size (meta device)."""
+    import torch_ref
+    with torch.device("meta"):
+        assert_same_structure(timm_efficientnet(name, {}), torch_ref.create_model(name), name)
