@@ -14,6 +14,7 @@ import torch
 
 from convert_helpers import run_cli
 from harness import random_input
+from effnet_helpers import skip_unless_selected
 from harness_train import check_batchnorm_config
 from paddle_vit import create_model
 from paddle_vit.convert import ConversionError, get_layout, load_pretrained, plan_for
@@ -76,7 +77,8 @@ def test_torchvision_checkpoint(tmp_path, name):
 
 @pytest.mark.full_size
 @pytest.mark.parametrize("name", sorted(set(TV_EFFNETS) - set(SMALL_TV)))
-def test_torchvision_checkpoint_large(tmp_path, name):
+def test_torchvision_checkpoint_large(request, tmp_path, name):
+    skip_unless_selected(request)
     torch.manual_seed(0)
     _load_and_compare(tmp_path, well_conditioned_(getattr(tv.models, TORCHVISION_NAMES[name])()), name)
 

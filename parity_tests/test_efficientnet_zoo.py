@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from harness import random_input
+from effnet_helpers import skip_unless_selected
 from harness_train import check_batchnorm_config
 from paddle_vit import create_model, list_models
 from paddle_vit.convert import plan_for
@@ -156,7 +157,8 @@ def test_timm_state_dict_gives_timm_logits(tmp_path, name):
 
 @pytest.mark.full_size
 @pytest.mark.parametrize("name", [n for n in PRETRAINED if scaled(n)])
-def test_full_size_timm_logits(tmp_path, name):
+def test_full_size_timm_logits(request, tmp_path, name):
+    skip_unless_selected(request)
     import torch_ref  # noqa: F401
     torch.manual_seed(0)
     theirs = well_conditioned_(timm_efficientnet(name, {})).eval()
