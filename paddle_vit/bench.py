@@ -50,7 +50,8 @@ DEFAULT_MODELS = {"vit_small_patch16_224": 224, "vit_base_patch16_224": 224,
                   "swin_tiny_patch4_window7_224": 224, "efficientnetv2_s": 300,
                   "swinv2_tiny_window8_256": 256,
                   # LayerScale + register tokens (DINOv2 ViT-S/14 with 4 registers), at its own 518 px
-                  "vit_small_patch14_reg4_dinov2": 518}
+                  "vit_small_patch14_reg4_dinov2": 518,
+                  "efficientnet_b0": 224, "mobilenetv2_100": 224}
 PADDLE_PATHS = ("paddle_eager", "paddle_static", "paddle_infer", "onnxruntime")
 EXPORTED_PATHS = ("paddle_infer", "onnxruntime")  # a file written by deploy.export, loaded by a runtime
 TORCH_PATHS = ("torch_ref", "timm")

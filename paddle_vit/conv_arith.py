@@ -1,5 +1,5 @@
 """Framework-free arithmetic of convolutional networks, shared by both trees: TF "SAME" padding,
-channel rounding, depth scaling and ECA's kernel size. One copy, so the trees cannot disagree."""
+channel rounding, depth scaling, channel splits and ECA's kernel size. One copy, so the trees cannot disagree."""
 from __future__ import annotations
 
 import math
@@ -46,3 +46,18 @@ def eca_kernel_size(channels: int, gamma: float = 2.0, beta: float = 1.0) -> int
         raise ValueError(f"channels must be >= 1, got {channels}")
     t = int(abs(math.log2(channels) + beta) / gamma)
     return t if t % 2 else t + 1
+
+
+def symmetric_padding(kernel_size: int, stride: int = 1, dilation: int = 1) -> int:
+    """PyTorch-style padding on every side, timm's ``get_padding``: ``((s - 1) + d (k - 1)) // 2``
+    (``(k - 1) // 2`` for an odd kernel)."""
+    return ((stride - 1) + dilation * (kernel_size - 1)) // 2
+
+
+def split_channels(channels: int, groups: int) -> list[int]:
+    """``channels`` in ``groups`` near-equal parts, the remainder to the first (MixNet's rule)."""
+    if groups < 1 or channels < groups:
+        raise ValueError(f"cannot split {channels} channels into {groups} groups")
+    split = [channels // groups] * groups
+    split[0] += channels - sum(split)
+    return split

@@ -28,8 +28,10 @@ def create_model(name: str, pretrained: bool | str | Path | None = None, num_cla
     ``pretrained``: ``True`` fetches the tag's checkpoint (a bare arch: timm's default tag) through
     the Hugging Face Hub cache, converts it once and keeps the Paddle file cached (see
     ``paddle_vit.hub``); a path loads a ``.pdparams``/``.safetensors`` file of this model or a torch
-    checkpoint (timm, torchvision or torch_ref layout), converted on the fly. The weights are
-    checked completely before any is loaded. ``model.pretrained_cfg`` holds the tag's row (what
+    checkpoint (timm, torchvision, efficientnet-pytorch or torch_ref layout), converted on the fly.
+    The model is built with the constructor arguments the checkpoint needs (a BatchNorm eps its
+    library uses, see ``paddle_vit.convert.pretrained``), and the weights are checked completely
+    before any is loaded. ``model.pretrained_cfg`` holds the tag's row (what
     ``paddle_vit.data.resolve_data_config`` reads)."""
     import paddle_vit.models  # noqa: F401  (registers the families)
     from paddle_vit.pretrained import check_head, model_tag
@@ -40,14 +42,19 @@ def create_model(name: str, pretrained: bool | str | Path | None = None, num_cla
     family, kwargs = model_kwargs(row.name if row else name, num_classes, img_size, **overrides)
     if pretrained is True:
         check_head(row, kwargs)
+    ckpt = None
+    if pretrained is not None and pretrained is not False and pretrained is not True:
+        from paddle_vit.convert import read_pretrained
+        ckpt = read_pretrained(pretrained, family, arch)
+        kwargs = ckpt.model_kwargs(kwargs, overrides)
     model = FAMILIES[family](**kwargs)
     model.variant = arch
     model.pretrained_cfg = row.as_dict() if row else {}
     if pretrained is True:
         from paddle_vit.hub import load_tag
         model.pretrained_info = load_tag(model, row, {"family": family, **kwargs})
-    elif pretrained is not None and pretrained is not False:
+    elif ckpt is not None:
         from paddle_vit.convert import load_pretrained
-        load_pretrained(model, pretrained)
+        load_pretrained(model, ckpt)
     model.eval()
     return model

@@ -27,13 +27,15 @@ TINY: dict[str, tuple[str, dict[str, Any]]] = {
                                               "depths": (2, 2, 2, 2), "num_heads": (1, 1, 2, 2), "window_size": 2}),
     "swinv2": ("swinv2_tiny_window8_256", {"img_size": 64, "num_classes": 10, "embed_dim": 16,
                                            "depths": (2, 2, 2, 2), "num_heads": (1, 1, 2, 2), "window_size": 2}),
-    # tf_: timm's BN eps for it is 1e-3, as ours (its non-tf efficientnetv2_* use 1e-5); full width
-    # because timm scales S's head with the channel multiplier and we do not
-    "efficientnetv2": ("tf_efficientnetv2_s", {"num_classes": 10, "depth_multiplier": 0.25}),
+    # tf_ (SAME padding) at an odd size; img_size is only the verification's input size
+    "efficientnet": ("tf_efficientnetv2_s", {"num_classes": 10, "depth_multiplier": 0.25, "img_size": 65}),
 }
-# Where a source library cannot build the tiny configuration: torchvision builds its S/M/L only as they are.
+# Where a source library cannot build the tiny configuration: torchvision builds its networks only as
+# they are (B0 is its smallest); efficientnet-pytorch's B0 is timm's tf_efficientnet_b0.
 TINY_FOR_SOURCE: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
-    ("efficientnetv2", "torchvision"): ("efficientnetv2_s", {"num_classes": 10, "img_size": 64}),
+    ("efficientnet", "torchvision"): ("efficientnet_b0", {"num_classes": 10, "img_size": 64}),
+    ("efficientnet", "efficientnet_pytorch"): ("tf_efficientnet_b0", {"num_classes": 10, "depth_multiplier": 0.5,
+                                                                       "img_size": 65}),
 }
 
 

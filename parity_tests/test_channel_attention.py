@@ -1,4 +1,4 @@
-"""SE, ECA and CBAM: Paddle against the torch reference (forward, input and weight gradients),
+"""SE, global context, ECA and CBAM: Paddle against the torch reference (forward, input and weight gradients),
 against timm's independent implementations where they share the design, and bad input."""
 from __future__ import annotations
 
@@ -19,6 +19,35 @@ def test_squeeze_excitation(device, channels, se_ratio, in_chs):
     tm, pm, routes = pair(T.SqueezeExcitation, P.SqueezeExcitation, channels, se_ratio, in_chs, device=device)
     assert list(pm.conv_reduce.weight.shape)[0] == int((in_chs or channels) * se_ratio)  # block-input width
     check_parity(tm, pm, routes, [random_input([2, channels, 5, 7])], device=device)
+
+
+@pytest.mark.parametrize("channels,rd,act", [(32, 8, "silu"), (48, 4, "relu"), (7, 1, "hard_swish")])
+def test_squeeze_excitation_explicit_width(device, channels, rd, act):
+    tm, pm, routes = pair(T.SqueezeExcitation, P.SqueezeExcitation, channels, rd_channels=rd, act_layer=act, device=device)
+    assert list(pm.conv_reduce.weight.shape)[0] == rd
+    check_parity(tm, pm, routes, [random_input([2, channels, 5, 3])], device=device)
+
+
+@pytest.mark.parametrize("channels,rd,act,size", [(32, 4, "silu", (5, 7)), (16, 3, "relu", (1, 1)), (24, 24, "silu", (8, 3))])
+def test_global_context(device, channels, rd, act, size):
+    tm, pm, routes = pair(T.GlobalContext, P.GlobalContext, channels, rd, act, device=device)
+    assert sorted(k for k, _ in pm.named_parameters()) == [
+        "conv_attn.bias", "conv_attn.weight", "mlp_scale.fc1.bias", "mlp_scale.fc1.weight", "mlp_scale.fc2.bias",
+        "mlp_scale.fc2.weight", "mlp_scale.norm.bias", "mlp_scale.norm.weight"]
+    check_parity(tm, pm, routes, [random_input([2, channels, *size])], device=device)
+
+
+def test_global_context_matches_timm():
+    """timm's GlobalContext as gc_efficientnetv2_rw_t builds it: softmax pooling, scale fusion, LayerNorm eps 1e-6."""
+    timm_layers = pytest.importorskip("timm.layers", reason="timm not installed")
+    theirs = randomize_(timm_layers.GlobalContext(64, rd_ratio=0.25 / 4, act_layer=torch.nn.SiLU)).eval()
+    rd = theirs.mlp_scale.fc1.out_channels
+    pm = P.GlobalContext(64, rd, "silu")
+    sync(theirs, pm)
+    x = random_input([2, 64, 6, 5])
+    with torch.no_grad():
+        ref = theirs(torch.tensor(x))
+    assert_close(ref, pm(paddle.to_tensor(x)), tolerance("layer"), "paddle vs timm GlobalContext")
 
 
 @pytest.mark.parametrize("channels,kernel_size", [(4, None), (16, None), (64, None), (256, None), (40, 5)])
@@ -73,6 +102,7 @@ def test_eca_matches_timm_eca_module():
     (lambda t: t.SqueezeExcitation(16), [2, 8, 4, 4], "16 input channels"),
     (lambda t: t.ECA(16), [2, 16, 4], "rank 3"),
     (lambda t: t.CBAM(16), [2, 15, 4, 4], "16 input channels"),
+    (lambda t: t.GlobalContext(16, 4), [2, 15, 4, 4], "16 input channels"),
 ])
 @pytest.mark.parametrize("tree", ["paddle", "torch"])
 def test_bad_input_is_a_clear_error(tree, build, shape, msg):
@@ -83,6 +113,8 @@ def test_bad_input_is_a_clear_error(tree, build, shape, msg):
 
 @pytest.mark.parametrize("ctor,msg", [
     (lambda m: m.SqueezeExcitation(16, 0.25, in_chs=3), "squeeze width"),
+    (lambda m: m.SqueezeExcitation(16, act_layer="tanh"), "unknown activation"),
+    (lambda m: m.GlobalContext(16, 0), "rd_channels must be >= 1"),
     (lambda m: m.ECA(16, kernel_size=4), "positive odd"),
     (lambda m: m.CBAM(16, reduction=0), "reduction must be >= 1"),
     (lambda m: m.CBAM(16, spatial_kernel_size=6), "positive odd"),

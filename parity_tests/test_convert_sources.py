@@ -1,5 +1,5 @@
-"""The converter's source models are built with the source's own arguments: ours are timm's except
-where ``paddle_vit.convert.sources.TIMM_ARGS`` says otherwise (timm's EfficientNet takes no
+"""The converter's source models are built with the source's own arguments: ours are timm's, except
+for the EfficientNet family, whose builder calls timm's generators (timm's EfficientNet takes no
 ``img_size``: any input size works, and the verification runs at the size asked for)."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from convert_helpers import TINY, run_cli, source_state
 from harness import randomize_
 from paddle_vit.convert.core import ConversionError
-from paddle_vit.convert.sources import build_source_model, timm_kwargs
+from paddle_vit.convert.sources import build_source_model
 from paddle_vit.variants import get_variant
 
 timm = pytest.importorskip("timm", reason="timm not installed (the timm source model)")
@@ -23,14 +23,12 @@ def test_timm_source_model_at_another_size(family):
     model = build_source_model(name, family, "timm", {**kwargs, "img_size": size})
     out = model(torch.zeros(1, 3, size, size))
     assert out.shape == (1, kwargs["num_classes"])
-    takes_size = "img_size" not in timm_kwargs(name, {"img_size": size})
-    assert takes_size == (family == "efficientnetv2")  # ViT and Swin: timm's img_size sizes the model itself
 
 
 def test_convert_tf_efficientnetv2_at_another_size(tmp_path):
     """``paddle-vit-convert SRC DST --model tf_efficientnetv2_s --source timm --img-size N`` used to fail
     its verification: EfficientNet.__init__() got an unexpected keyword argument 'img_size'."""
-    torch.save(source_state("efficientnetv2", "timm"), tmp_path / "src.pth")
+    torch.save(source_state("efficientnet", "timm"), tmp_path / "src.pth")
     code, out = run_cli(tmp_path / "src.pth", tmp_path / "out.pdparams", "--model", "tf_efficientnetv2_s",
                         "--source", "timm", "--img-size", "72", "--num-classes", "10",
                         "--override", "depth_multiplier=0.25")
@@ -39,11 +37,9 @@ def test_convert_tf_efficientnetv2_at_another_size(tmp_path):
 
 
 def test_an_argument_timm_fixes_is_refused_by_name():
-    assert get_variant("tf_efficientnetv2_s")[0] == "efficientnetv2"
-    with pytest.raises(ConversionError, match=r"built with \['stem_size'\]") as err:
-        timm_kwargs("tf_efficientnetv2_s", {"stem_size": 16, "img_size": 64})
-    assert "--no-verify" in "\n".join(err.value.problems)
-    assert timm_kwargs("vit_tiny_patch16_224", {"img_size": 64, "depth": 2}) == {"img_size": 64, "depth": 2}
+    assert get_variant("tf_efficientnetv2_s")[0] == "efficientnet"
+    with pytest.raises(ConversionError, match=r"no counterpart to \['stem_size'\]"):
+        build_source_model("tf_efficientnetv2_s", "efficientnet", "timm", {"stem_size": 16, "img_size": 64})
 
 
 @pytest.mark.full_size

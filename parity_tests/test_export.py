@@ -20,7 +20,7 @@ EFFNET_SMALL = dict(channel_multiplier=0.25, depth_multiplier=0.25, img_size=65)
 def shrunk(name: str) -> tuple[paddle.nn.Layer, tuple[int, int]]:
     family, kwargs = get_variant(name)
     small = {"vit": dict(depth=1, embed_dim=4 * kwargs.get("num_heads", 1)),
-             "swin": SWIN_SMALL, "swinv2": SWIN_SMALL, "efficientnetv2": EFFNET_SMALL}[family]
+             "swin": SWIN_SMALL, "swinv2": SWIN_SMALL, "efficientnet": EFFNET_SMALL}[family]
     paddle.seed(0)
     model = paddle_vit.create_model(name, num_classes=7, **small)
     for p in model.parameters():  # no zero head or unit norm: every tensor must travel
@@ -31,7 +31,7 @@ def shrunk(name: str) -> tuple[paddle.nn.Layer, tuple[int, int]]:
 
 # ViT: two plain variants here; one variant per ViT option group in test_vit_zoo.py (test_export_per_option_group)
 NAMES = ["vit_tiny_patch16_224", "vit_base_patch32_384"] + ["swin_tiny_patch4_window7_224", "tf_efficientnetv2_s",
-                                                            "efficientnetv2_s"]
+                                                            "efficientnetv2_s", "tf_efficientnet_cc_b0_4e", "mixnet_s"]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -138,21 +138,29 @@ def to_paddle(args: argparse.Namespace, kwargs: dict[str, Any]) -> None:
     from paddle_vit.convert.io import atomic_output, read_checkpoint, write_checkpoint
     from paddle_vit.variants import get_variant
 
+    from paddle_vit.convert.pretrained import check_config, checkpoint_config
+
     family = get_variant(args.model)[0]
-    spec_model = _build_paddle(args.model, kwargs, lazy=True)  # shapes and layer types, no weights
     state, layout = read_checkpoint(args.src)
     if layout == "paddle":
         raise ConversionError(f"{args.src} is already a Paddle checkpoint", ["to go back to torch, pass --to torch"])
     source = detect_source(tensor_shapes(state), family) if args.source == "auto" else args.source
+    # constructor arguments the source library builds this network with (torchvision's BN eps): ours
+    # is built with them, and the written file records them for create_model
+    config = checkpoint_config(source, family, args.model)
+    check_config(config, kwargs, f"{args.src} ({source} checkpoint)")
+    kwargs.update(config)
+    spec_model = _build_paddle(args.model, kwargs, lazy=True)  # shapes and layer types, no weights
     out = convert_state_dict(state, spec_model, source, progress=_progress(args.quiet, "converting"))
     count = len(out)
     with atomic_output(args.dst, args.force, inputs=[args.src]) as tmp:
-        write_checkpoint(out, tmp, "paddle", fmt=args.dst)
+        write_checkpoint(out, tmp, "paddle", fmt=args.dst, config=config)
         del out, state  # the file holds it now; the verification reads it back from there
         if not args.no_verify:
             _release_memory()
             _check(verify_paddle_file(args, kwargs, family, source, tmp), args.quiet)
-    _say(args.quiet, f"wrote {args.dst}: {count} tensors, Paddle layout of {args.model} (from {source})")
+    built = f", built with {config} (recorded in the file)" if config else ""
+    _say(args.quiet, f"wrote {args.dst}: {count} tensors, Paddle layout of {args.model} (from {source}){built}")
 
 
 def verify_paddle_file(args: argparse.Namespace, kwargs: dict[str, Any], family: str, source: str,
@@ -172,12 +180,14 @@ def verify_paddle_file(args: argparse.Namespace, kwargs: dict[str, Any], family:
     routes = plan_for(state, model, source)
     shapes = {k: v[0] for k, v in target_spec(model).items()}
     windows = verify.table_windows(model, routes)
+    norms = verify.norm_config(model)
     del model
     _release_memory()
     torch_model = verify.load_without_copy(lambda: sources.build_source_model(args.model, family, source, kwargs),
                                            verify.source_state_for(state, routes, shapes, grid, windows), source)
     del state
-    return verify.compare_logits(verify.torch_logits(torch_model, x), got, source, x)
+    result = verify.compare_logits(verify.torch_logits(torch_model, x), got, source, x)
+    return result if result.passed else verify.with_config_notes(result, torch_model, norms, routes)
 
 
 def to_torch(args: argparse.Namespace, kwargs: dict[str, Any]) -> None:
@@ -196,6 +206,12 @@ def to_torch(args: argparse.Namespace, kwargs: dict[str, Any]) -> None:
     if layout != "paddle":
         raise ConversionError(f"{args.src} is a torch checkpoint", ["--to torch reads a .pdparams file or a Paddle "
                                                                    "safetensors file (metadata format=paddle)"])
+    config = dict(getattr(state, "config", {}))  # arguments the weights need, recorded by the converter
+    if config:
+        from paddle_vit.convert.pretrained import check_config
+        check_config(config, kwargs, str(args.src))
+        kwargs.update(config)
+        _say(args.quiet, f"note: these weights need {config}; build the {source} model with them")
     torch_model = sources.build_source_model(args.model, family, source, kwargs)
     out = export_state_dict(state, model, torch_model.state_dict(), source,
                             progress=_progress(args.quiet, "exporting"))
@@ -222,7 +238,8 @@ def _check(result: Any, quiet: bool) -> None:
         raise VerificationFailed("the source model's logits are all zero (a zero-initialised head?), so they cannot "
                                  "tell a right conversion from a wrong one; pass --no-verify to convert without the check")
     if not result.passed:
-        raise VerificationFailed("the converted model does not reproduce the source model's logits")
+        why = f" ({result.notes[0]})" if result.notes else ""
+        raise VerificationFailed(f"the converted model does not reproduce the source model's logits{why}")
 
 
 def run(args: argparse.Namespace) -> None:

@@ -82,9 +82,10 @@ def plan(source_shapes: Mapping[str, tuple[int, ...]], model: nn.Layer, layout: 
     routes: list[Route] = []
     claimed: dict[str, str] = {}
     mapped: list[tuple[str, tuple[int, ...], str, str]] = []  # (src, shape, dst, transform)
+    targets = layout.key_mapper(source_shapes, model)
     for src, shape in source_shapes.items():
         try:  # [] if ignored; several targets where a packed tensor is split
-            mapped += [(src, shape, dst, transform) for dst, transform in layout.targets(src)]
+            mapped += [(src, shape, dst, transform) for dst, transform in targets(src)]
         except KeyError:
             problems.append(f"unmapped key {src!r} {list(shape)}: no rule of the {layout.source!r} layout maps it")
     for src, shape, dst, transform in mapped:

@@ -14,6 +14,27 @@ from paddle_vit.convert.core import ConversionError
 # Training scripts nest the weights; the first of these keys that holds a dict is taken.
 NESTED_KEYS = ("state_dict", "model", "model_ema", "state_dict_ema", "module")
 DDP_PREFIX = "module."
+# The constructor arguments a Paddle file's weights need (paddle_vit.convert.pretrained): a plain
+# dict of numbers and strings, in a .pdparams beside Paddle's own "StructuredToParameterName@@"
+# entry, in safetensors metadata as JSON.
+CONFIG_KEY = "paddle_vit_config@@"
+
+
+class ParamState(dict):
+    """A Paddle state_dict read from a file, with the constructor arguments it records (``config``)."""
+
+    def __init__(self, state: dict, config: dict | None = None) -> None:
+        super().__init__(state)
+        self.config = dict(config or {})
+
+
+def checked_config(config: Any, path: Path) -> dict:
+    """A file's recorded constructor arguments, if they are a dict of numbers and strings."""
+    ok = isinstance(config, dict) and all(
+        isinstance(k, str) and (v is None or isinstance(v, (bool, int, float, str))) for k, v in config.items())
+    if not ok:
+        raise ConversionError(f"cannot read {path}", [f"its {CONFIG_KEY!r} entry is not a dict of numbers and strings"])
+    return config
 
 
 def check_file(path: Path) -> None:

@@ -22,8 +22,8 @@ import numpy as np
 
 from paddle_vit.convert.atomic import AtomicFile, atomic_output, check_output, temp_name
 from paddle_vit.convert.core import ConversionError
-from paddle_vit.convert.files import DDP_PREFIX, NESTED_KEYS, check_file, contiguous, first_line, open_for_writing, \
-    os_reason
+from paddle_vit.convert.files import CONFIG_KEY, DDP_PREFIX, NESTED_KEYS, ParamState, check_file, checked_config, \
+    contiguous, first_line, open_for_writing, os_reason
 from paddle_vit.convert.pdparams import read_pdparams, write_pdparams
 from paddle_vit.convert.pth import MIN_SAFE_TORCH, read_torch, storage_check, torch_is_safe, write_torch
 
@@ -53,6 +53,10 @@ class SafetensorsState(Mapping):
                 f"not a readable safetensors file (truncated or corrupt header?): {type(exc).__name__}: "
                 f"{first_line(exc)}"]) from None
         self.path = path
+        try:
+            self.config = checked_config(json.loads(self.metadata.get("config", "{}")), path)
+        except json.JSONDecodeError:
+            raise ConversionError(f"cannot read {path}", ["its 'config' metadata is not JSON"]) from None
         if not self.shapes:
             raise ConversionError(f"{path} is not a checkpoint", ["the safetensors file holds no tensors"])
 
@@ -117,18 +121,22 @@ def write_safetensors(state: Mapping[str, np.ndarray], target: str | os.PathLike
 
 
 def write_checkpoint(state: Mapping[str, np.ndarray], path: str | os.PathLike | BinaryIO, layout: str,
-                     fmt: str | os.PathLike | None = None) -> None:
+                     fmt: str | os.PathLike | None = None, config: Mapping | None = None) -> None:
     """Write ``state`` to ``path`` (or a binary file object) in the format that ``fmt``'s suffix
     names (default: ``path``'s; a temporary file is written in its destination's format).
     ``layout`` ('paddle' or 'torch') says whose keys it holds; safetensors metadata records it so
-    that readers can tell. A failed write (a full disk, no permission) is a ``ConversionError``
+    that readers can tell. ``config``: constructor arguments the weights need (Paddle files record
+    them; see ``paddle_vit.convert.pretrained``). A failed write (a full disk, no permission) is a ``ConversionError``
     naming ``fmt`` (or ``path``) and the reason."""
     suffix = check_destination(fmt or path, layout)
     try:
         if suffix in SAFETENSORS_SUFFIXES:
-            write_safetensors(state, path, {"format": "paddle" if layout == "paddle" else "pt"})
+            meta = {"format": "paddle" if layout == "paddle" else "pt"}
+            if config and layout == "paddle":
+                meta["config"] = json.dumps(dict(config))
+            write_safetensors(state, path, meta)
         elif suffix in PADDLE_SUFFIXES:
-            write_pdparams(state, path)
+            write_pdparams(state, path, config if layout == "paddle" else None)
         else:
             write_torch(state, path)
     except OSError as exc:
@@ -147,15 +155,16 @@ def check_destination(dst: str | os.PathLike, layout: str) -> str:
     return suffix
 
 
-def save_paddle(state: Mapping[str, np.ndarray], dst: str | os.PathLike, force: bool = False) -> None:
+def save_paddle(state: Mapping[str, np.ndarray], dst: str | os.PathLike, force: bool = False,
+                config: Mapping | None = None) -> None:
     """Write a Paddle state_dict to ``.pdparams`` or ``.safetensors`` (format=paddle), atomically:
     ``dst`` appears complete or not at all, and an existing ``dst`` is kept unless ``force``."""
     check_destination(dst, "paddle")
     with atomic_output(dst, force) as tmp:
-        write_checkpoint(state, tmp, "paddle", fmt=dst)
+        write_checkpoint(state, tmp, "paddle", fmt=dst, config=config)
 
 
-__all__ = ["AtomicFile", "DDP_PREFIX", "MIN_SAFE_TORCH", "NESTED_KEYS", "PADDLE_SUFFIXES", "SAFETENSORS_SUFFIXES",
+__all__ = ["AtomicFile", "CONFIG_KEY", "DDP_PREFIX", "MIN_SAFE_TORCH", "NESTED_KEYS", "PADDLE_SUFFIXES", "ParamState", "SAFETENSORS_SUFFIXES",
            "SafetensorsState", "TORCH_SUFFIXES", "atomic_output", "check_destination", "check_output",
            "read_checkpoint", "read_pdparams", "read_torch", "save_paddle", "storage_check", "temp_name",
            "torch_is_safe", "write_checkpoint", "write_pdparams", "write_safetensors", "write_torch"]

@@ -31,7 +31,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from paddle_vit.convert.core import ConversionError
-from paddle_vit.convert.files import contiguous, open_for_writing, os_reason, unnest
+from paddle_vit.convert.files import CONFIG_KEY, ParamState, checked_config, contiguous, open_for_writing, os_reason, unnest
 from paddle_vit.convert.pickle_vm import Pending, Policy, Refused, Symbol, load
 
 # What the names in a paddle.save pickle mean here (numpy 1.x wrote numpy.core, 2.x numpy._core;
@@ -249,7 +249,7 @@ def budget_for(size: int) -> int:
     return BUDGET_BASE + BUDGET_PER_BYTE * size
 
 
-def read_pdparams(path: Path) -> dict[str, np.ndarray]:
+def read_pdparams(path: Path) -> ParamState:
     """A ``paddle.save`` state_dict (or one nested under ``NESTED_KEYS``): read-only arrays over the
     memory-mapped file. Refuses, with one ``ConversionError``, any stream that is not plain data."""
     path = Path(path)
@@ -277,11 +277,12 @@ def read_pdparams(path: Path) -> dict[str, np.ndarray]:
     return _parameters(obj, path)
 
 
-def _parameters(obj: Any, path: Path) -> dict[str, np.ndarray]:
+def _parameters(obj: Any, path: Path) -> ParamState:
     """The state_dict in ``obj`` with paddle.save's own packaging undone (``paddle.load`` does the same):
     name table dropped, ``(name, array)`` tensors unwrapped, split parameters joined."""
     state = unnest(obj, path)
     state.pop(NAME_TABLE, None)
+    config = checked_config(state.pop(CONFIG_KEY, {}), path)
     state = {k: v[1] if _is_saved_tensor(v) else v for k, v in state.items()}
     if SPLIT_TABLE in state:
         state = _join_slices(state, path)
@@ -289,7 +290,7 @@ def _parameters(obj: Any, path: Path) -> dict[str, np.ndarray]:
            if not isinstance(v, np.ndarray)]
     if bad:
         raise ConversionError(f"{path} is not a parameter file", bad)
-    return state
+    return ParamState(state, config)
 
 
 def _is_saved_tensor(value: Any) -> bool:
@@ -327,9 +328,13 @@ def _join_slices(state: dict[str, Any], path: Path) -> dict[str, Any]:
     return state
 
 
-def write_pdparams(state: Mapping[str, np.ndarray], target: Any) -> None:
-    """A dict of arrays as ``paddle.load`` reads it, to a path or a binary file object. Pickle
-    protocol 5 lets every array be written straight from its buffer; ``paddle.save`` (protocol 4)
-    would first copy the whole checkpoint."""
+def write_pdparams(state: Mapping[str, np.ndarray], target: Any, config: Mapping | None = None) -> None:
+    """A dict of arrays as ``paddle.load`` reads it, to a path or a binary file object, with the
+    constructor arguments ``config`` under ``CONFIG_KEY`` if given. Pickle protocol 5 lets every
+    array be written straight from its buffer; ``paddle.save`` (protocol 4) would first copy the
+    whole checkpoint."""
+    out: dict[str, Any] = {k: contiguous(v) for k, v in state.items()}
+    if config:
+        out[CONFIG_KEY] = dict(config)
     with open_for_writing(target) as f:
-        pickle.Pickler(f, protocol=5).dump({k: contiguous(v) for k, v in state.items()})
+        pickle.Pickler(f, protocol=5).dump(out)

@@ -7,6 +7,8 @@ says so (it never passes silently).
 """
 from __future__ import annotations
 
+import functools
+import importlib
 import importlib.util
 from typing import Any, Callable
 
@@ -16,7 +18,7 @@ from paddle_vit.convert.layouts import ALIASES
 Builder = Callable[[str, dict], Any]   # (variant name, overrides of its arguments) -> torch.nn.Module
 BUILDERS: dict[tuple[str, str], Builder] = {}
 # The package each source needs, for the "install it" message.
-PACKAGES = {"timm": "timm", "torchvision": "torchvision", "torch_ref": "torch"}
+PACKAGES = {"timm": "timm", "torchvision": "torchvision", "torch_ref": "torch"}  # efficientnet_pytorch: its builder
 
 
 def register_builder(family: str, source: str) -> Callable[[Builder], Builder]:
@@ -52,40 +54,15 @@ def _torch_ref(name: str, kwargs: dict) -> Any:
     return create_model(name, **kwargs)
 
 
-# The source's own arguments. Our variant names are timm's and so are most of our constructor
-# arguments; the exceptions, per family: the name timm's constructor uses for ours, INPUT_SIZE (the
-# value only names the input size: timm's model takes any size, so it is left out, and the
-# verification still runs at that size), or FIXED (timm's variant fixes it: there is no argument
-# to pass an override of it to). A family or argument not listed is passed on as it is.
-INPUT_SIZE, FIXED = "<input size>", None
-TIMM_ARGS: dict[str, dict[str, str | None]] = {
-    # timm's EfficientNet has no img_size; its _gen_efficientnetv2_* builders set the stage table
-    # (block_args), stem_size and num_features themselves
-    "efficientnetv2": {"img_size": INPUT_SIZE, "stages": FIXED, "stem_size": FIXED, "num_features": FIXED},
-}
-
-
-def timm_kwargs(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """``overrides`` of our arguments for variant ``name`` as timm's ``create_model`` takes them."""
-    from paddle_vit.variants import get_variant
-    family = get_variant(name)[0]
-    table = TIMM_ARGS.get(family, {})
-    fixed = sorted(k for k in overrides if k in table and table[k] is FIXED)
-    if fixed:
-        raise ConversionError(f"cannot verify a timm checkpoint of {name!r} built with {fixed}",
-                              [f"timm's {family} models fix {', '.join(fixed)} by variant: there is no argument "
-                               "for an override; pass --no-verify, or --source torch_ref (same layout)"])
-    return {table.get(k, k): v for k, v in overrides.items() if table.get(k, k) != INPUT_SIZE}
-
-
 @register_builder("*", "timm")
 def _timm(name: str, kwargs: dict) -> Any:
+    """timm's model of variant ``name``: our arguments are timm's (a family whose timm constructor takes
+    other arguments registers its own builder: the EfficientNet family, below)."""
     import timm
     from paddle_vit.variants import canonical_name
-    args = timm_kwargs(name, kwargs)
     name, extra = canonical_name(name)  # another library's name (torchvision's vit_h_14) -> timm's
     try:
-        return timm.create_model(name, pretrained=False, **{**extra, **args})
+        return timm.create_model(name, pretrained=False, **{**extra, **kwargs})
     except RuntimeError as exc:  # timm's "Unknown model"
         raise ConversionError(f"cannot verify a timm checkpoint of {name!r}", [str(exc)[:300]]) from None
 
@@ -146,16 +123,80 @@ def _torchvision_swin_args(name: str, overrides: dict, family: str) -> dict[str,
                 mlp_ratio=kwargs.get("mlp_ratio", 4.0), num_classes=kwargs.get("num_classes", 1000))
 
 
-@register_builder("efficientnetv2", "torchvision")
-def _torchvision_efficientnetv2(name: str, overrides: dict) -> Any:
+# --- the EfficientNet family -------------------------------------------------------------------
+# Our arguments that timm's EfficientNet generators take under the same name; channel_multiplier and
+# depth_multiplier go to the generator (TinyNet calls the first model_width); img_size is metadata.
+_TIMM_EFFNET_ARGS = ("num_classes", "in_chans", "drop_rate", "drop_path_rate", "bn_eps", "bn_momentum", "pad_type")
+
+
+def timm_efficientnet(name: str, overrides: dict) -> Any:
+    """timm's network of variant ``name``: the timm generator its registered function calls, with the
+    arguments it passes (``zoo.efficientnet.TIMM_GENERATORS``, recorded for the pretrained weights:
+    fbnetc_100's eps), ``overrides`` on top. No ``img_size``: timm's EfficientNet takes any input."""
+    import inspect
+    import timm.layers
+    import timm.models.efficientnet as E
+    from paddle_vit.zoo.efficientnet import TIMM_GENERATORS
+    if name not in TIMM_GENERATORS:
+        raise ConversionError(f"cannot verify a timm checkpoint of {name!r}", ["timm has no such EfficientNet"])
+    gen, recorded = TIMM_GENERATORS[name]
+    fn = getattr(E, gen)
+    kwargs = {k: (getattr(timm.layers, v[0]) if not v[1] else functools.partial(getattr(timm.layers, v[0]), **v[1]))
+              if isinstance(v, tuple) and v and isinstance(v[0], str) else v for k, v in recorded.items()}
+    overrides = {k: v for k, v in overrides.items() if k != "img_size"}
+    params = inspect.signature(fn).parameters
+    for ours, theirs in (("channel_multiplier", "model_width" if "model_width" in params else "channel_multiplier"),
+                         ("depth_multiplier", "depth_multiplier")):
+        if ours in overrides:
+            if theirs not in params:
+                raise ConversionError(f"cannot verify a timm checkpoint of {name!r}",
+                                      [f"timm's {gen} has no {theirs}: {ours} cannot be overridden"])
+            kwargs[theirs] = overrides.pop(ours)
+    unsupported = sorted(set(overrides) - set(_TIMM_EFFNET_ARGS))
+    if unsupported:
+        raise ConversionError(f"cannot verify a timm checkpoint of {name!r}",
+                              [f"timm's {gen} has no counterpart to {unsupported}"])
+    return fn(name, pretrained=False, **kwargs, **overrides)
+
+
+register_builder("efficientnet", "timm")(timm_efficientnet)
+
+
+@register_builder("efficientnet", "torchvision")
+def _torchvision_efficientnet(name: str, overrides: dict) -> Any:
     import torchvision
     from paddle_vit.convert.layouts import TORCHVISION_NAMES
-    unsupported = set(overrides) - {"num_classes", "img_size"}  # torchvision's net takes any image size
+    unsupported = set(overrides) - {"num_classes", "img_size", "bn_eps", "bn_momentum"}  # any image size
     if name not in TORCHVISION_NAMES or unsupported:
         raise ConversionError(f"cannot verify a torchvision checkpoint of {name!r}", [
             f"torchvision builds only {sorted(n for n in TORCHVISION_NAMES if 'efficientnet' in n)} as they are"
             + (f", without {sorted(unsupported)}" if unsupported else "")])
     return getattr(torchvision.models, TORCHVISION_NAMES[name])(num_classes=overrides.get("num_classes", 1000))
+
+
+@register_builder("efficientnet", "efficientnet_pytorch")
+def _efficientnet_pytorch(name: str, overrides: dict) -> Any:
+    """efficientnet-pytorch's (or its Lite fork's) ``EfficientNet.from_name``, with its static SAME
+    padding computed for our ``img_size`` (the verification's input size)."""
+    from paddle_vit.convert.layouts.efficientnet import EFFICIENTNET_PYTORCH_NAMES
+    from paddle_vit.variants import model_kwargs
+    if name not in EFFICIENTNET_PYTORCH_NAMES:
+        raise ConversionError(f"cannot verify an efficientnet-pytorch checkpoint of {name!r}", [
+            f"efficientnet-pytorch builds {sorted(EFFICIENTNET_PYTORCH_NAMES)}"])
+    package, theirs = EFFICIENTNET_PYTORCH_NAMES[name]
+    if importlib.util.find_spec(package) is None:
+        raise ConversionError(f"cannot verify an efficientnet-pytorch checkpoint of {name!r}", [
+            f"verification needs `pip install {package.replace('_', '-')}`; or pass --no-verify"])
+    names = {"num_classes": "num_classes", "channel_multiplier": "width_coefficient",
+             "depth_multiplier": "depth_coefficient", "bn_eps": "batch_norm_epsilon"}
+    unsupported = sorted(set(overrides) - set(names) - {"img_size", "bn_momentum"})
+    if unsupported:
+        raise ConversionError(f"cannot verify an efficientnet-pytorch checkpoint of {name!r}",
+                              [f"its EfficientNet has no counterpart to {unsupported}"])
+    size = model_kwargs(name, **overrides)[1].get("img_size", 224)
+    params = {names[k]: v for k, v in overrides.items() if k in names}
+    model = importlib.import_module(package).EfficientNet.from_name(theirs, image_size=size, **params)
+    return model
 
 
 def source_names(family: str) -> list[str]:

@@ -23,6 +23,7 @@ class Verification:
     tol: Tolerance
     reference: str                  # which torch model produced the reference logits
     input_shape: tuple[int, ...]
+    notes: tuple[str, ...] = ()     # a likely reason for a failure (e.g. BatchNorm eps differs)
 
     @property
     def reference_finite(self) -> bool:
@@ -46,7 +47,7 @@ class Verification:
             f"verification: {self.reference} vs paddle_vit, random batch {list(self.input_shape)}",
             f"  {'output':<8} {'shape':<12} {'max abs':>10} {'max rel':>10} {'max abs/scale':>14} {'bound':>8}  result",
             f"  {'logits':<8} {str(list(s.shape)):<12} {s.max_abs:>10.2e} {s.max_rel:>10.2e} {s.scaled:>14.2e} "
-            f"{self.tol.bound:>8.0e}  {verdict} ({self.tol.name})"])
+            f"{self.tol.bound:>8.0e}  {verdict} ({self.tol.name})", *(f"  {n}" for n in self.notes)])
 
 
 def verification_input(kwargs: Mapping[str, Any]) -> np.ndarray:
@@ -125,3 +126,33 @@ def load_without_copy(build: Callable[[], Any], state: Mapping[str, Any], what: 
 def compare_logits(ref: np.ndarray, got: np.ndarray, reference: str, x: np.ndarray) -> Verification:
     return Verification(error_stats(ref, got, "logits"), tolerance("model", "float32", "cpu"), reference,
                         tuple(x.shape))
+
+
+def norm_config(model: Any) -> dict[str, tuple[float, float]]:
+    """``{layer name: (eps, torch-convention momentum)}`` of every BatchNorm of a Paddle model."""
+    from paddle_vit.layers.norm import BatchNorm2d
+    return {name: (layer.eps, layer.momentum) for name, layer in model.named_sublayers()
+            if isinstance(layer, BatchNorm2d)}
+
+
+def with_config_notes(result: Verification, torch_model: Any, norms: Mapping[str, tuple[float, float]],
+                      routes: list[Route]) -> Verification:
+    """``result`` with notes on BatchNorm eps that differ between the source model and ours: the
+    checkpoint was made by a network built with other arguments than the variant's (a source layout
+    that does not declare them, or an --override that contradicts them)."""
+    import dataclasses
+
+    import torch
+    modules = dict(torch_model.named_modules())
+    diffs: dict[tuple[float, float], list[str]] = {}
+    for route in routes:
+        owner, _, leaf = route.src.rpartition(".")
+        ours = norms.get(route.dst.rpartition(".")[0])
+        theirs = modules.get(owner)
+        if leaf == "weight" and ours and isinstance(theirs, torch.nn.modules.batchnorm._BatchNorm) \
+                and abs(theirs.eps - ours[0]) > 1e-12:
+            diffs.setdefault((theirs.eps, ours[0]), []).append(owner)
+    notes = [f"BatchNorm eps differs in {len(layers)} layer(s) (e.g. {layers[0]}): the {result.reference} model "
+             f"uses {theirs:g}, ours {ours:g}; its checkpoint needs bn_eps={theirs:g} (--override bn_eps={theirs:g}), "
+             "or the variant whose arguments are its library's" for (theirs, ours), layers in diffs.items()]
+    return dataclasses.replace(result, notes=tuple(notes)) if notes else result

@@ -1,4 +1,4 @@
-"""Activations whose Paddle kernels need a guard.
+"""Activations by timm's names (``create_act``), and the one whose Paddle kernel needs a guard.
 
 ``SiLU``: Paddle 3.3 has two fused kernels for ``x * sigmoid(x)``. ``silu``'s backward (CPU)
 returns -inf/NaN for inputs below about -88 (where ``exp(-x)`` overflows float32), while its
@@ -24,3 +24,35 @@ def silu(x: paddle.Tensor) -> paddle.Tensor:
 class SiLU(nn.Layer):
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return silu(x)
+
+
+class QuickGELU(nn.Layer):
+    """CLIP's GELU approximation ``x * sigmoid(1.702 x)``, elementwise."""
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return x * F.sigmoid(1.702 * x)
+
+
+# Every activation of the families, by timm's names (each family's arch module says which of them
+# it allows: paddle_vit.vit_arch.ACT_LAYERS, paddle_vit.efficientnet_arch.ACT_LAYERS).
+_ACTS = {
+    "gelu": lambda: nn.GELU(),                    # exact (erf), as torch.nn.GELU()
+    "gelu_tanh": lambda: nn.GELU(approximate=True),
+    "quick_gelu": QuickGELU,
+    "silu": SiLU,
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "sigmoid": nn.Sigmoid,
+    "hard_swish": nn.Hardswish,
+    "mish": nn.Mish,
+}
+ACTIVATIONS = tuple(_ACTS)
+
+
+def create_act(name: str | None) -> nn.Layer:
+    """A fresh activation layer by timm's name (``None``: identity); an unknown name lists the known ones."""
+    if name is None:
+        return nn.Identity()
+    if name not in _ACTS:
+        raise ValueError(f"unknown activation {name!r}; known: {', '.join(_ACTS)}")
+    return _ACTS[name]()

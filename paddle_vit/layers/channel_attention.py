@@ -1,4 +1,4 @@
-"""Channel and spatial attention on feature maps ``[B, C, H, W]``: SE, ECA and CBAM.
+"""Channel and spatial attention on feature maps ``[B, C, H, W]``: SE, global context, ECA and CBAM.
 
 Each returns its input reweighted, same shape: a gate in (0, 1) per channel (SE, ECA, CBAM's
 first half) or per position (CBAM's second half), multiplied into ``x``.
@@ -11,7 +11,7 @@ import paddle.nn.functional as F
 
 from paddle_vit.checks import check_image
 from paddle_vit.conv_arith import eca_kernel_size
-from paddle_vit.layers.activations import SiLU
+from paddle_vit.layers.activations import create_act
 
 
 def global_avg_pool(x: paddle.Tensor) -> paddle.Tensor:
@@ -26,20 +26,24 @@ def global_avg_pool(x: paddle.Tensor) -> paddle.Tensor:
 
 class SqueezeExcitation(nn.Layer):
     """Squeeze-and-Excitation as in EfficientNet (timm's names): global average ->
-    1x1 ``conv_reduce`` -> SiLU -> 1x1 ``conv_expand`` -> Sigmoid gate per channel.
+    1x1 ``conv_reduce`` -> activation -> 1x1 ``conv_expand`` -> Sigmoid gate per channel.
 
     ``channels`` is the width being gated (an MBConv's expanded width); the squeeze width is
-    ``int(in_chs * se_ratio)`` of the *block input* width ``in_chs`` (``channels`` if not given).
+    ``int(in_chs * se_ratio)`` of the *block input* width ``in_chs`` (``channels`` if not given),
+    or ``rd_channels`` when given (the MBConv builder computes it as timm does). The activation is
+    the block's (SiLU in EfficientNet, ReLU in MixNet's early stages).
     """
 
-    def __init__(self, channels: int, se_ratio: float = 0.25, in_chs: int | None = None) -> None:
+    def __init__(self, channels: int, se_ratio: float = 0.25, in_chs: int | None = None,
+                 rd_channels: int | None = None, act_layer: str = "silu") -> None:
         super().__init__()
-        rd_channels = int((channels if in_chs is None else in_chs) * se_ratio)
+        if rd_channels is None:
+            rd_channels = int((channels if in_chs is None else in_chs) * se_ratio)
         if rd_channels < 1:
             raise ValueError(f"squeeze width int({in_chs or channels} * se_ratio={se_ratio}) must be >= 1")
         self.channels = channels
         self.conv_reduce = nn.Conv2D(channels, rd_channels, 1)
-        self.act1 = SiLU()
+        self.act1 = create_act(act_layer)
         self.conv_expand = nn.Conv2D(rd_channels, channels, 1)
         self.gate = nn.Sigmoid()
 
@@ -47,6 +51,44 @@ class SqueezeExcitation(nn.Layer):
         check_image(x, self.channels, None, "SqueezeExcitation")
         s = global_avg_pool(x)
         return x * self.gate(self.conv_expand(self.act1(self.conv_reduce(s))))
+
+
+class ConvMlp(nn.Layer):
+    """``[B, C, H, W]`` -> ``[B, out, H, W]``: 1x1 ``fc1`` -> ``norm`` (LayerNorm over channels) ->
+    activation -> 1x1 ``fc2`` (timm's ``ConvMlp`` with ``LayerNorm2d``, as ``GlobalContext`` uses it)."""
+
+    def __init__(self, channels: int, hidden: int, act_layer: str = "relu") -> None:
+        super().__init__()
+        from paddle_vit.layers.norm_act import LayerNorm2d
+        self.fc1 = nn.Conv2D(channels, hidden, 1)
+        self.norm = LayerNorm2d(hidden)
+        self.act = create_act(act_layer)
+        self.fc2 = nn.Conv2D(hidden, channels, 1)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return self.fc2(self.act(self.norm(self.fc1(x))))
+
+
+class GlobalContext(nn.Layer):
+    """Global-context attention (Cao et al., 2019; timm's ``GlobalContext``, scale fusion): a 1x1
+    ``conv_attn`` scores every position, their softmax pools ``x`` to one context vector per
+    sample, and ``mlp_scale`` of it gates the channels through a Sigmoid."""
+
+    def __init__(self, channels: int, rd_channels: int, act_layer: str = "relu") -> None:
+        super().__init__()
+        if rd_channels < 1:
+            raise ValueError(f"GlobalContext: rd_channels must be >= 1, got {rd_channels}")
+        self.channels = channels
+        self.conv_attn = nn.Conv2D(channels, 1, 1)
+        self.mlp_scale = ConvMlp(channels, rd_channels, act_layer)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        check_image(x, self.channels, None, "GlobalContext")
+        B, C, H, W = x.shape
+        attn = F.softmax(self.conv_attn(x).reshape([B, 1, H * W]), axis=-1)           # [B, 1, HW]
+        context = paddle.matmul(x.reshape([B, C, H * W]), attn, transpose_y=True)       # [B, C, 1]
+        return x * self.gate(self.mlp_scale(context.reshape([B, C, 1, 1])))
 
 
 class ECA(nn.Layer):

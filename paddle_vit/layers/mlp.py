@@ -9,7 +9,7 @@ from typing import Callable
 import paddle
 import paddle.nn as nn
 
-from paddle_vit.layers.create_act import create_act
+from paddle_vit.layers.activations import create_act
 from paddle_vit.layers.linear import Linear
 from paddle_vit.vit_arch import MLP_LAYERS, choice
 

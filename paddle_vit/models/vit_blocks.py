@@ -15,7 +15,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from paddle_vit.layers.attention import Attention
-from paddle_vit.layers.create_act import create_act
+from paddle_vit.layers.activations import create_act
 from paddle_vit.layers.create_norm import create_norm
 from paddle_vit.layers.diff_attention import DiffAttention, add_lambda_params, differential_attention
 from paddle_vit.layers.drop_path import DropPath

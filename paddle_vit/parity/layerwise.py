@@ -120,10 +120,11 @@ def pair_modules(torch_model: Any, paddle_model: Any, source: str = "auto") -> t
     layout = _layout_for(torch_model, paddle_model, source)
     t_keys = list(torch_model.state_dict().keys())
     p_keys = list(paddle_model.state_dict().keys())
+    targets = layout.key_mapper(t_keys, paddle_model)
 
     def mapped(key: str) -> list[str]:
         try:
-            return [dst for dst, _ in layout.targets(key)]  # several where a packed tensor is split
+            return [dst for dst, _ in targets(key)]  # several where a packed tensor is split
         except KeyError:
             return ["<unmapped>" + key]  # never equals a Paddle key, so its module stays unpaired
 

@@ -123,4 +123,7 @@ def tolerance(kind: str = "layer", dtype: str = "float32", device: str = "cpu") 
 # ``q . b`` to every logit of a query's row, which the softmax cancels exactly (tiny ViT with
 # qk_norm, one backward, torch: 1e-9..2e-9 against a largest parameter gradient of 1.9, while the
 # smallest gradient that is not zero in theory is 1.2e-2).
+# The same holds for the bias of global-context attention's 1x1 scoring conv (GlobalContext.conv_attn):
+# a constant added to every position's score leaves their softmax unchanged (measured: 7e-9 in torch,
+# 1e-8 of the largest gradient of a single block).
 ZERO_GRADIENT = 1e-6

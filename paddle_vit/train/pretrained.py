@@ -52,16 +52,16 @@ def load_for_finetune(model: nn.Layer, path: str | os.PathLike, source: str = "a
     replaced: dict[str, np.ndarray] = {}
     if layout == "torch":
         report.source = detect_source(shapes, model.family) if source == "auto" else source
-        rules = get_layout(model.family, report.source)
+        targets = get_layout(model.family, report.source).key_mapper(shapes, model)
     for key, shape in shapes.items():
         if layout == "torch":
             try:
-                mapped = rules.map_key(key)
+                mapped = targets(key)
             except KeyError:
                 continue  # the converter reports it, with every other problem
-            if mapped is None:
+            if not mapped:
                 continue
-            dst, transform = mapped
+            dst, transform = mapped[0]  # a classifier tensor is never split
         else:
             dst, transform = key, NONE
         if not dst.startswith(prefix) or dst not in spec:

@@ -18,7 +18,7 @@ import numpy as np
 # Where each family's classifier lives (timm's names): the tensors that a new head replaces and
 # that stay trainable when the rest is frozen. The seed freezes every parameter whose name has
 # no "head"; ours are named by family, so the rule is a prefix per family.
-CLASSIFIER: dict[str, str] = {"vit": "head.", "swin": "head.fc.", "swinv2": "head.fc.", "efficientnetv2": "classifier."}
+CLASSIFIER: dict[str, str] = {"vit": "head.", "swin": "head.fc.", "swinv2": "head.fc.", "efficientnet": "classifier."}
 
 # The seed's (train, val) image sizes for EfficientNetV2; other families train and validate at
 # the model's own img_size (a ViT's position embedding fixes its input size).

@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from torch_ref.layers.create_act import create_act
+from torch_ref.layers.activations import create_act
 from torch_ref.layers.linear import Linear
 from paddle_vit.vit_arch import MLP_LAYERS, choice
 

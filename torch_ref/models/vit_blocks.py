@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from torch_ref.layers.attention import Attention
-from torch_ref.layers.create_act import create_act
+from torch_ref.layers.activations import create_act
 from torch_ref.layers.create_norm import create_norm
 from torch_ref.layers.diff_attention import DiffAttention, add_lambda_params, differential_attention
 from torch_ref.layers.drop_path import DropPath
