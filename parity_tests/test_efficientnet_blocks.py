@@ -215,7 +215,7 @@ def test_batchnorm_bad_input():
     (lambda m: m.DepthwiseSeparable(8, 8, 3, 0), "stride must be 1 or 2"),
     (lambda m: m.ConvBNAct(8, 8, pad_type="valid"), "pad_type must be one of"),
     (lambda m: m.MBConv(8, 8, 3, 1, 4, se_layer="eca"), "se_layer must be one of"),
-    (lambda m: m.MBConv(8, 8, 3, 1, 4, act_layer="gelu"), "unknown activation 'gelu'"),
+    (lambda m: m.MBConv(8, 8, 3, 1, 4, act_layer="tanhshrink"), "unknown activation 'tanhshrink'"),
     (lambda m: m.MBConv(8, 8, 3, 1, 4, norm_layer="instancenorm"), "norm_layer must be one of"),
     (lambda m: m.MBConv(12, 12, 3, 1, 4, norm_layer="groupnorm", norm_group_size=5), "not divisible by group size 5"),
     (lambda m: m.MBConv(8, 8, (3, 5), 1, 4, num_experts=4), "mixed kernels and CondConv do not combine"),

@@ -164,28 +164,28 @@ def timm_effnet():
 
 def test_timm_batchnorm_act_pairs_with_our_norm_and_activation():
     """timm's ``bn1`` (BatchNormAct2d) used to be held against our plain BatchNorm: every bn row
-    failed (cosine ~0.90) and ``bn1`` was named the first diverging layer of a correct model."""
+    failed (cosine ~0.90) and ``bn1`` was named the first diverging layer of a correct model. Our
+    EfficientNet now mirrors timm's norm + act modules, so they pair one to one; where ours keeps
+    the activation apart, the fusion pairs them (``test_a_missing_activation_is_not_hidden_by_the_fusion``)."""
     tm, pm = timm_effnet()
     report = compare(tm, pm, random_input([2, 3, 64, 64]), backward=True)
     assert report.passed, format_table(report)
-    rows = {r.ref_name: r for r in report.forward}
-    assert rows["bn1"].name == "bn1+act" and rows["blocks.1.0.bn1"].name == "blocks.1.0.bn1+blocks.1.0.act"
-    assert rows["blocks.1.0.bn2"].name == "blocks.1.0.bn2"  # timm's act there is Identity: no fusion
-    assert "grad of bn1+act" in {r.name for r in report.backward}
-    assert "bn1.act" not in report.unpaired["torch"] and "act" not in report.unpaired["paddle"]
+    names = {r.name for r in report.forward}
+    assert {"bn1", "blocks.1.0.bn1", "blocks.1.0.bn2"} <= names
+    assert "grad of bn1" in {r.name for r in report.backward}
 
 
-@pytest.mark.parametrize("param,first", [
-    ("blocks.1.0.bn1.weight", "blocks.1.0.bn1+blocks.1.0.act"),   # a norm that timm fuses
-    ("blocks.1.0.bn2.weight", "blocks.1.0.bn2"),                   # a norm without activation
-    ("blocks.2.0.conv_exp.weight", "blocks.2.0.conv_exp"),
-])
-def test_timm_effnet_injected_error_is_found_first(param, first):
+@pytest.mark.parametrize("param", ["blocks.1.0.bn1.weight", "blocks.1.0.bn2.weight", "blocks.2.0.conv_exp.weight"])
+def test_timm_effnet_injected_error_is_found_first(param):
+    """The first failing row is the broken layer (a norm + act module's activation child, which
+    finishes first, counts as the layer)."""
     tm, pm = timm_effnet()
     p = dict(pm.named_parameters())[param]
     p.set_value(p.numpy() * 1.1)
     report = compare(tm, pm, random_input([2, 3, 64, 64]))
-    assert report.first_failure is not None and report.first_failure.name == first, format_table(report)
+    layer = param.rsplit(".", 1)[0]
+    assert report.first_failure is not None and report.first_failure.name in (layer, f"{layer}.act"), \
+        format_table(report)
 
 
 class _TorchNormAct(torch.nn.Module):

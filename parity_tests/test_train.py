@@ -184,7 +184,7 @@ def test_run_folder_and_report(dataset, checkpoints, tmp_path, capsys):
     out = tmp_path / "run"
     result = PE.finetune(**recipe_kwargs(dataset, out, EFFNET, checkpoints["effnet"]))
     printed = capsys.readouterr().out
-    assert "dropped classifier.weight [1000, 64]: the new classifier classifier.weight needs [4, 64]" in printed
+    assert "dropped classifier.weight [1000, 16]: the new classifier classifier.weight needs [4, 16]" in printed
     assert "dropped classifier.bias [1000]" in printed and "final val accuracy:" in printed
     names = sorted(p.name for p in out.iterdir())
     assert names == ["curves.csv", "curves.png", "epoch-001.pdparams", "epoch-002.pdopt", "epoch-002.pdparams", "last.json"]
@@ -330,11 +330,11 @@ def test_paddle_checkpoint_loads_into_a_new_head(dataset, checkpoints, tmp_path,
     path = tmp_path / f"effnet{suffix}"
     save_paddle({k: v.numpy() for k, v in source.state_dict().items()}, path)
     run = PE.prepare(**recipe_kwargs(dataset, tmp_path / "r", EFFNET, path))
-    assert "dropped classifier.weight [64, 1000]: the new classifier classifier.weight needs [64, 4]" in "\n".join(run.notes)
+    assert "dropped classifier.weight [16, 1000]: the new classifier classifier.weight needs [16, 4]" in "\n".join(run.notes)
     got, want = run.model.state_dict(), source.state_dict()
     for key in got:
         if key.startswith("classifier."):
-            init = new_head_value(key, [4, 64] if key.endswith("weight") else [4], 0)
+            init = new_head_value(key, [4, 16] if key.endswith("weight") else [4], 0)
             assert np.array_equal(got[key].numpy(), init.T if key.endswith("weight") else init)
         else:
             assert np.array_equal(got[key].numpy(), want[key].numpy()), key

@@ -28,7 +28,8 @@ def toy_dataset(root: Path, train: int = 12, val: int = 4) -> Path:
 
 
 def torch_checkpoint(path: Path, model: tuple[str, dict], num_classes: int = 1000, seed: int = 0) -> Path:
-    """A torch_ref checkpoint of ``model`` at ``IMG`` px with random weights and BatchNorm statistics."""
+    """A torch_ref checkpoint of ``model`` at ``IMG`` px with random weights and BatchNorm statistics
+    (EFFNET: timm scales num_features by the channel multiplier too, so its head is 16 wide)."""
     name, overrides = model
     torch.manual_seed(seed)
     tm = randomize_(torch_ref.create_model(name, num_classes=num_classes, img_size=IMG, **overrides), seed)

@@ -5,7 +5,8 @@ For every registered variant (``paddle_vit.variants``), grouped by the zoo table
 - every timm tag of the arch with timm's pretrained config (Hugging Face Hub repo and file,
   num_classes, input_size, mean, std, crop_pct, crop_mode, interpolation, licence, ...);
 - where a torchvision layout of the variant exists (``paddle_vit.convert.layouts.TORCHVISION_NAMES``),
-  every weights enum of that torchvision constructor whose crop size is the variant's image size,
+  every weights enum of that torchvision constructor (for a variant with a fixed input size, those
+  whose crop size is the variant's image size),
   as ``<arch>.tv_<enum member>`` with its transform's numbers (crop_pct chosen so that timm's
   ``floor(size / crop_pct)`` is torchvision's resize size exactly).
 
@@ -82,7 +83,8 @@ def crop_pct_for(crop: int, resize: int) -> float:
 
 
 def torchvision_tags(arch: str, kwargs: dict[str, Any], fixed_input_size: bool) -> dict[str, dict[str, Any]]:
-    """``<arch>.tv_<weights>`` rows for the torchvision weights whose crop is the variant's size."""
+    """``<arch>.tv_<weights>`` rows for the torchvision weights of the variant's architecture; where
+    the variant fixes its input size (ViT, Swin), only those whose crop is that size."""
     from torchvision.models import get_model_weights
     from paddle_vit.convert.layouts import TORCHVISION_NAMES
     tv_name = TORCHVISION_NAMES.get(arch)
@@ -93,7 +95,7 @@ def torchvision_tags(arch: str, kwargs: dict[str, Any], fixed_input_size: bool) 
     for weights in get_model_weights(tv_name):
         t = weights.transforms()
         crop, resize = t.crop_size[0], t.resize_size[0]
-        if (size, size) != (crop, crop) and size != (crop, crop):
+        if fixed_input_size and (size, size) != (crop, crop) and size != (crop, crop):
             continue
         rows[f"{arch}.tv_{weights.name.lower()}"] = dict(
             source="torchvision", num_classes=len(weights.meta["categories"]), input_size=(3, crop, crop),
