@@ -116,10 +116,11 @@ def build_paddle(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
     if args.checkpoint:
         if not Path(args.checkpoint).is_file():
             raise BadInput(f"--checkpoint {args.checkpoint}: no such file")
-        from paddle_vit.convert import load_pretrained
-        model = create_model(row.name if row else args.model, **overrides)
-        load_pretrained(model, args.checkpoint, args.source)
-        return model
+        from paddle_vit.convert import read_pretrained
+        family = model_kwargs(row.name if row else args.model)[0]
+        # built with the arguments the checkpoint's library needs (a BatchNorm eps, momentum)
+        ckpt = read_pretrained(args.checkpoint, family, arch, args.source)
+        return create_model(row.name if row else args.model, pretrained=ckpt, **overrides)
     return create_model(args.model, pretrained=True, **overrides)
 
 

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import paddle.nn as nn
 
 from paddle_vit.variants import model_kwargs
+
+if TYPE_CHECKING:
+    from paddle_vit.convert import Pretrained
 
 FAMILIES: dict[str, type[nn.Layer]] = {}
 
@@ -20,7 +23,7 @@ def register_family(name: str) -> Callable[[type[nn.Layer]], type[nn.Layer]]:
     return wrap
 
 
-def create_model(name: str, pretrained: bool | str | Path | None = None, num_classes: int | None = None,
+def create_model(name: str, pretrained: bool | str | Path | Pretrained | None = None, num_classes: int | None = None,
                  img_size: Any = None, **overrides: Any) -> nn.Layer:
     """Build variant ``name`` (an arch, or ``'<arch>.<tag>'`` for a pretrained tag: its
     ``num_classes`` and input size, as timm's ``create_model``).
@@ -28,7 +31,8 @@ def create_model(name: str, pretrained: bool | str | Path | None = None, num_cla
     ``pretrained``: ``True`` fetches the tag's checkpoint (a bare arch: timm's default tag) through
     the Hugging Face Hub cache, converts it once and keeps the Paddle file cached (see
     ``paddle_vit.hub``); a path loads a ``.pdparams``/``.safetensors`` file of this model or a torch
-    checkpoint (timm, torchvision, efficientnet-pytorch or torch_ref layout), converted on the fly.
+    checkpoint (timm, torchvision, efficientnet-pytorch or torch_ref layout), converted on the fly
+    (or a ``paddle_vit.convert.Pretrained`` already read, e.g. with a layout named by the caller).
     The model is built with the constructor arguments the checkpoint needs (a BatchNorm eps its
     library uses, see ``paddle_vit.convert.pretrained``), and the weights are checked completely
     before any is loaded. ``model.pretrained_cfg`` holds the tag's row (what
@@ -44,8 +48,8 @@ def create_model(name: str, pretrained: bool | str | Path | None = None, num_cla
         check_head(row, kwargs)
     ckpt = None
     if pretrained is not None and pretrained is not False and pretrained is not True:
-        from paddle_vit.convert import read_pretrained
-        ckpt = read_pretrained(pretrained, family, arch)
+        from paddle_vit.convert import Pretrained, read_pretrained
+        ckpt = pretrained if isinstance(pretrained, Pretrained) else read_pretrained(pretrained, family, arch)
         kwargs = ckpt.model_kwargs(kwargs, overrides)
     model = FAMILIES[family](**kwargs)
     model.variant = arch

