@@ -49,7 +49,9 @@ class BatchNorm2d(nn.BatchNorm2D):
                            momentum=self._momentum, epsilon=self._epsilon, data_format=self._data_format)
         with paddle.no_grad():
             mean = x.mean(axis=[0, 2, 3])
-            var = x.var(axis=[0, 2, 3], unbiased=True)
+            # not x.var(unbiased=True): Paddle's var logs a type-promotion warning at every call
+            n = x.shape[0] * x.shape[2] * x.shape[3]
+            var = (x - mean.reshape([1, -1, 1, 1])).square().sum(axis=[0, 2, 3]) / (n - 1)
             m = self.momentum
             self._mean.set_value((1.0 - m) * old_mean + m * mean)
             self._variance.set_value((1.0 - m) * old_var + m * var)
