@@ -97,6 +97,12 @@ POLICY: dict[str, Tolerance] = {t.name: t for t in (
     Tolerance("fp64_layer", 1e-12, "one layer in float64 (u ~ 1.1e-16, eps as Paddle stores it): sqrt(K)*u ~ 7e-15"),
     Tolerance("fp64_model", 1e-6, "float64, for ill-conditioned weights (below): worst layer measured 8.2e-8 (an SE "
                                   "gate), 5.5e-11 on the exploding tf_efficientnetv2_s; well-conditioned 4.3e-15"),
+    # torch_ref captured by torch.jit.trace / torch.export against its own eager run (test_torchscript):
+    # the same torch kernels on the same input: measured 0.0 for every case but CondConv's trace, which
+    # sums per-expert convs instead of convolving with the mixed kernel (batch-independent): 3.1e-7
+    # (~5 u). A few u leave room for that and for an op the capture decomposes; a baked shape or a
+    # dropped branch is off by O(1e-1).
+    Tolerance("graph_capture", 1e-6, "torch.jit.trace / torch.export vs eager torch: same kernels, fp32 rounding only"),
 )}
 
 

@@ -30,11 +30,27 @@ class CondConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor, routing_weights: torch.Tensor) -> torch.Tensor:
         from torch_ref.layers.conv2d_same import pad_same
+        if self.dynamic_same:
+            x = pad_same(x, self.kernel_size, self.stride)
+        if torch.jit.is_tracing():  # a trace would bake the batch size into ``groups``: no per-sample groups
+            return self._expert_sum(x, routing_weights)
         B, C, H, W = x.shape
         weight = (routing_weights @ self.weight).reshape(B * self.out_channels, *self.weight_shape[1:])
         bias = (routing_weights @ self.bias).reshape(-1) if self.bias is not None else None
-        x = x.reshape(1, B * C, H, W)
-        if self.dynamic_same:
-            x = pad_same(x, self.kernel_size, self.stride)
-        out = F.conv2d(x, weight, bias, stride=self.stride, padding=self.padding, groups=self.groups * B)
+        out = F.conv2d(x.reshape(1, B * C, H, W), weight, bias, stride=self.stride, padding=self.padding,
+                       groups=self.groups * B)
         return out.reshape(B, self.out_channels, out.shape[-2], out.shape[-1])
+
+    def _expert_sum(self, x: torch.Tensor, routing_weights: torch.Tensor) -> torch.Tensor:
+        """The same function for any batch size, as ``sum_e routing[:, e] * conv(x, expert_e)`` (a conv
+        is linear in its kernel): one conv with every expert's kernel, grouped as the layer's groups."""
+        E, g, out = self.num_experts, self.groups, self.out_channels
+        w = self.weight.reshape(E, g, out // g, *self.weight_shape[1:]).transpose(0, 1)
+        y = F.conv2d(x, w.reshape(g * E * (out // g), *self.weight_shape[1:]), stride=self.stride,
+                     padding=self.padding, groups=g)
+        h, w_ = y.shape[-2], y.shape[-1]
+        y = (y.reshape(-1, g, E, out // g, h, w_) * routing_weights.reshape(-1, 1, E, 1, 1, 1)).sum(dim=2)
+        y = y.reshape(-1, out, h, w_)
+        if self.bias is not None:
+            y = y + (routing_weights @ self.bias).reshape(-1, out, 1, 1)
+        return y

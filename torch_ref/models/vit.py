@@ -132,7 +132,8 @@ class VisionTransformer(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` -> all tokens after the final norm ``[B, prefix + N, embed_dim]``."""
-        height, width = x.shape[2], x.shape[3]
+        # plain ints: under torch.jit.trace a size is a tensor, and the resampling weights are numpy's
+        height, width = int(x.shape[2]), int(x.shape[3])
         x = self._pos_embed(self.patch_embed(x), height, width)
         if self.patch_drop is not None:
             x = self.patch_drop(x)
