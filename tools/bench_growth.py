@@ -5,12 +5,14 @@ for ViT-B/16 and Swin-B at 224 and 384 px, each path of ``paddle-vit bench`` sid
     python tools/bench_growth.py --threads 2 --out-dir benchmarks/growth     # the full run (CPU)
     python tools/bench_growth.py --dry-run --out-dir /tmp/growth             # tiny models: seconds
     python tools/bench_growth.py --report benchmarks/growth/growth.json      # table + plot again
+                                  # (also from a run stopped half way: growth.json is saved after each cell)
 
 A series is one architecture at two (or more) resolutions. Its points are timed by
 ``paddle_vit.bench.bench_one`` (round robin over the paths, same weights in every path, peak RSS
 of each path in a subprocess of its own) at every batch size. Written to ``--out-dir``:
 ``growth.json`` (every row), ``growth.md`` (the tables for BENCHMARKS.md) and ``growth.png``
 (ms per image against tokens per image, log-log, one line per series, path and batch).
+``--series "Swin-B, window 7, 448 px"`` adds window 7 without padding (not run by default).
 
 Tokens per image: ViT, the patch tokens plus the class token, ``(img/16)^2 + 1``; Swin, the
 patch tokens of stage 1, ``(img/4)^2``. The exponent of a line is the least-squares slope of
@@ -28,7 +30,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -45,7 +47,11 @@ SERIES: dict[str, list[Point]] = {
     # one window for both: 384 px pads stages 1-4 (96, 48, 24, 12 tokens a side) to multiples of 7
     "Swin-B, window 7": [("swin_base_patch4_window7_224", 224, {}),
                          ("swin_base_patch4_window7_224", 384, {"img_size": 384})],
+    # not by default (4x the tokens of 224 px: the slowest point): every stage a multiple of 7, no padding
+    "Swin-B, window 7, 448 px": [("swin_base_patch4_window7_224", 224, {}),
+                                 ("swin_base_patch4_window7_224", 448, {"img_size": 448})],
 }
+DEFAULT_SERIES = ["ViT-B/16", "Swin-B, window 7 -> 12", "Swin-B, window 7"]
 BATCH_SIZES = [1, 8, 32]
 PATHS = ["paddle_eager", "paddle_infer", "torch_ref"]
 # --dry-run: one-block models on 32 and 64 px images, the same three kinds of series
@@ -111,8 +117,10 @@ def slopes(data: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def run_points(args: argparse.Namespace, series: dict[str, list[Point]]) -> dict[str, Any]:
-    """Time every point at every batch size; the whole results document."""
+def run_points(args: argparse.Namespace, series: dict[str, list[Point]],
+               save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Time every point at every batch size; the whole results document, also given to ``save``
+    after each (point, batch) so that a long run stopped half way keeps what it measured."""
     bench.set_threads(args.threads)
     import torch
     torch.set_num_threads(args.threads)
@@ -126,6 +134,8 @@ def run_points(args: argparse.Namespace, series: dict[str, list[Point]]) -> dict
           % meta["loadavg_before"], flush=True)
     points: dict[str, dict[str, Any]] = {}
     results: list[dict[str, Any]] = []
+    data = {"meta": meta, "series": {s: [point_key(p) for p in pts] for s, pts in series.items()},
+            "points": points, "results": results}
     for key, (name, img, overrides) in unique.items():
         points[key] = {"model": name, "img_size": img, "overrides": overrides, **work_per_image((name, img, overrides))}
         print(f"\n{key}: {points[key]['tokens']} tokens, {points[key]['gmacs']:.3g} GMACs per image", flush=True)
@@ -139,9 +149,9 @@ def run_points(args: argparse.Namespace, series: dict[str, list[Point]]) -> dict
                 row["x_torch_time"] = r.median_ms / ref.median_ms if r.median_ms and ref else None
                 row["torch_path"] = ref.path if ref else None
                 results.append(row)
+            save(data)
     meta["loadavg_after"] = os.getloadavg()
-    return {"meta": meta, "series": {s: [point_key(p) for p in pts] for s, pts in series.items()},
-            "points": points, "results": results}
+    return data
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -232,11 +242,13 @@ def report(data: dict[str, Any], out_dir: Path) -> None:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--series", nargs="+", metavar="NAME",
-                    help=f"default: all; of {list(SERIES)} (with --dry-run: of {list(DRY_SERIES)})")
-    ap.add_argument("--batch-sizes", nargs="+", type=int, help=f"default {BATCH_SIZES} ({DRY_BATCH_SIZES} with --dry-run)")
+                    help=f"of {list(SERIES)} (default: {DEFAULT_SERIES}; "
+                         f"with --dry-run: of {list(DRY_SERIES)}, all)")
+    ap.add_argument("--batch-sizes", nargs="+", type=int,
+                    help=f"default {BATCH_SIZES} ({DRY_BATCH_SIZES} with --dry-run)")
     ap.add_argument("--paths", nargs="+", choices=bench.ALL_PATHS, default=PATHS)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="for both frameworks")
     ap.add_argument("--repeats", type=int, default=5, help="timed rounds (median over them)")
@@ -264,7 +276,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     unknown = [s for s in args.series or [] if s not in table]
     if unknown:
         ap.error(f"unknown series {unknown}; choose from {list(table)}")
-    args.series = {s: table[s] for s in args.series or table}
+    args.series = {s: table[s] for s in args.series or (table if args.dry_run else DEFAULT_SERIES)}
     return args
 
 
@@ -283,12 +295,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     out_dir = Path(args.out_dir or "growth_results")
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = run_points(args, args.series)
+
+    def save(data: dict[str, Any]) -> None:
+        text = json.dumps(data, indent=1)
+        write_atomic(out_dir / "growth.json", lambda f: f.write(text.encode()))
+
+    data = run_points(args, args.series, save)
     data["lines"] = slopes(data)
-    text = json.dumps(data, indent=1)
-    write_atomic(out_dir / "growth.json", lambda f: f.write(text.encode()))
+    save(data)
     print(f"\nwrote {out_dir / 'growth.json'}")
-    report(json.loads(text), out_dir)  # what --report would draw from the file (tuples as lists)
+    report(json.loads(json.dumps(data)), out_dir)  # what --report draws from the file (tuples as lists)
     return 0
 
 
