@@ -9,6 +9,27 @@ load from other processes hits every path alike) after a warm-up, and reports me
   onnxruntime    the same program through paddle2onnx, run by ONNX Runtime (extra ``onnx``)
   torch_ref      torch_ref model (same weights), eager, under ``torch.inference_mode()``
   timm           ``timm.create_model`` (same weights where the state dict fits), eager
+  timm_compile   the same timm model through ``torch.compile`` (default inductor; the compile
+                 runs in the first, untimed call and its time is in the note; a failed compile
+                 is reported "not available" with the reason)
+
+The best of torch_ref, timm and timm_compile is the "best torch path" of ``x_best_torch``.
+
+``--peers`` adds, interleaved with the paths above in the same process:
+
+  paddleclas_eager  PaddleClas's equivalent architecture (random weights), dygraph, no_grad
+  paddleclas_infer  the same through ``paddle.jit.save`` + the Paddle Inference predictor of paddle_infer
+  timm_onnxruntime  the timm model (same weights) exported by ``torch.onnx.export`` and run by
+                    ONNX Runtime with ``--threads`` intra-op threads
+
+PaddleClas is not a dependency: install it with ``pip install --no-deps paddleclas`` (its 2.6.0
+pins numpy==1.24.4 and pulls in opencv, faiss, visualdl; none is needed to build its models).
+Without it the PaddleClas rows say "not available: PaddleClas is not installed: pip install
+--no-deps paddleclas". The model mapping and the architectures that differ from timm's
+(PaddleClas's ViT_small_patch16_224 is not timm's ViT-S/16) are in ``paddle_vit.bench_peers``
+and in each row's note. PaddleClas's weights
+are random, so their error column is empty. After the table, one line per model and batch: the
+best paddle_vit path's throughput as a ratio to PaddleClas's best path and to timm_onnxruntime.
 
 Peak resident memory of each path is measured in a fresh subprocess per path (``VmHWM``;
 also the growth over the process's size after importing its framework).
@@ -23,6 +44,7 @@ next path (torch uses GNU OpenMP, a separate thread pool).
     paddle-vit bench                         # the default models, batch 1 and 8, table + JSON
     paddle-vit bench --quick                 # ViT-S, batch 1, no memory: under a minute
     paddle-vit bench --dry-run               # tiny ViT, one repeat: checks the machinery
+    paddle-vit bench --peers                 # also PaddleClas and timm through ONNX Runtime
     paddle-vit bench --profile --models vit_small_patch16_224 --batch-sizes 8   # op by op
 
 ``python tools/bench.py ...`` (a source checkout) and ``python -m paddle_vit.bench ...`` are the same.
@@ -42,6 +64,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from paddle_vit.bench_peers import PADDLECLAS_MODELS, PeerUnavailable, build_paddleclas, mparams
+
 # the directory holding paddle_vit and torch_ref: memory-measuring children import from it too
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,9 +77,15 @@ DEFAULT_MODELS = {"vit_small_patch16_224": 224, "vit_base_patch16_224": 224,
                   "vit_small_patch14_reg4_dinov2": 518,
                   "efficientnet_b0": 224, "mobilenetv2_100": 224}
 PADDLE_PATHS = ("paddle_eager", "paddle_static", "paddle_infer", "onnxruntime")
-EXPORTED_PATHS = ("paddle_infer", "onnxruntime")  # a file written by deploy.export, loaded by a runtime
-TORCH_PATHS = ("torch_ref", "timm")
+TORCH_PATHS = ("torch_ref", "timm", "timm_compile")  # the candidates for the best torch path
 ALL_PATHS = PADDLE_PATHS + TORCH_PATHS
+# --peers: other implementations to compare with (not counted among the torch paths)
+PADDLECLAS_PATHS = ("paddleclas_eager", "paddleclas_infer")
+PEER_PATHS = PADDLECLAS_PATHS + ("timm_onnxruntime",)
+# a file written in the cell's workdir, loaded by a runtime (the memory child gets the file)
+EXPORTED_FILES = {"paddle_infer": "model", "onnxruntime": "model.onnx", "paddleclas_infer": "paddleclas",
+                  "timm_onnxruntime": "timm.onnx"}
+EXPORTED_PATHS = tuple(EXPORTED_FILES)
 # --dry-run: a one-block ViT on 32x32 images, for checking the machinery in seconds.
 DRY_RUN_MODEL = ("vit_small_patch16_224", 32,
                  dict(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2, num_classes=10))
@@ -237,10 +267,11 @@ def build_paths(name: str, img_size: int, batch: int, paths: list[str], override
     x = np.random.default_rng(0).standard_normal((batch, 3, img_size, img_size)).astype(np.float32)
     tdev = "cuda" if device == "gpu" else "cpu"
 
-    state = None
+    state, ours_mparams = None, None
     try:
         tm = build_torch_ref(name, overrides)
         state = {k: v.detach().clone() for k, v in tm.state_dict().items()}
+        ours_mparams = mparams(tm)
         if "torch_ref" in paths:
             calls["torch_ref"] = torch_call(tm.to(tdev), x, device, precision)
     except Unavailable as e:
@@ -253,8 +284,19 @@ def build_paths(name: str, img_size: int, batch: int, paths: list[str], override
                 problems["timm"] = note  # runs, but the note is kept
         except Unavailable as e:
             problems["timm"] = str(e)
+    for p, builder in (("timm_compile", lambda: compiled_timm_call(name, overrides, state, x, device, precision)),
+                       ("timm_onnxruntime", lambda: timm_onnx_call(name, overrides, state, x, threads, device,
+                                                                   precision, workdir))):
+        if p in paths:
+            try:
+                calls[p], note = builder()
+                if note:
+                    problems[p] = note
+            except Unavailable as e:
+                problems[p] = str(e)
     wanted = [p for p in PADDLE_PATHS if p in paths]
-    if wanted:
+    peers = [p for p in PADDLECLAS_PATHS if p in paths]
+    if wanted or peers:
         import paddle
         from paddle_vit import deploy
         paddle.set_device("gpu" if device == "gpu" else "cpu")  # where the parameters are created
@@ -280,7 +322,99 @@ def build_paths(name: str, img_size: int, batch: int, paths: list[str], override
             prefix = deploy.export(pm, os.path.join(workdir, "model"), x.shape)
             predictor = deploy.InferencePredictor(prefix, threads, device)
             calls[p] = lambda pred=predictor: pred(x)  # copy-in, run, copy-out: all timed
+    for p in peers:
+        try:
+            calls[p], problems[p] = paddleclas_call(p, name, overrides, x, device, precision, threads, workdir)
+            if ours_mparams is not None:
+                problems[p] += f" (ours: {ours_mparams:.3g} M)"
+        except Unavailable as e:
+            problems[p] = str(e)
     return calls, problems
+
+
+def first_call(call: Callable[[], Any], what: str) -> float:
+    """Run ``call`` once (a compile, a trial of a foreign model): its seconds, or ``Unavailable``."""
+    t0 = time.perf_counter()
+    try:
+        call()
+    except Exception as e:  # the path is reported with the reason, the table goes on
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        raise Unavailable(f"{what}: {type(e).__name__}: {first}") from None
+    return time.perf_counter() - t0
+
+
+def compiled_timm_call(name: str, overrides: dict[str, Any], state: dict | None, x, device: str,
+                       precision: str) -> tuple[Callable[[], Any], str]:
+    """``(call, note)``: ``torch.compile`` of timm's model (its own copy, the same weights as timm's
+    path), compiled by this first call so that the compile stays out of the timing."""
+    import torch
+    model, note = build_timm(name, overrides, state)
+    model = model.to("cuda" if device == "gpu" else "cpu")
+    # A fresh dynamo cache per cell: after its recompile limit dynamo would run eager, silently.
+    torch._dynamo.reset()
+    call = torch_call(torch.compile(model), x, device, precision)
+    seconds = first_call(call, "torch.compile failed")
+    return call, "; ".join(n for n in (f"compiled in {seconds:.0f} s (untimed)", note) if n)
+
+
+def timm_onnx_call(name: str, overrides: dict[str, Any], state: dict | None, x, threads: int, device: str,
+                   precision: str, workdir: str) -> tuple[Callable[[], Any], str]:
+    """``(call, note)``: ONNX Runtime on timm's model (the same weights) exported by
+    ``torch.onnx.export`` (TorchScript exporter; the newer one needs onnxscript) for ``x``'s shape."""
+    import importlib.util
+    import warnings
+    import torch
+    if precision != "fp32":
+        raise Unavailable("not measured under autocast (ONNX Runtime runs the fp32 graph)")
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise Unavailable("onnxruntime is not installed: pip install onnxruntime")
+    from paddle_vit.deploy_onnx import ONNX_OPSET, OnnxPredictor
+    model, note = build_timm(name, overrides, state)
+    path = os.path.join(workdir, EXPORTED_FILES["timm_onnxruntime"])
+    try:
+        with warnings.catch_warnings():  # the exporter's deprecation and tracer warnings
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (torch.from_numpy(x),), path, dynamo=False, opset_version=ONNX_OPSET,
+                              input_names=["x"], output_names=["y"])
+    except Exception as e:
+        raise Unavailable(f"torch.onnx.export failed: {type(e).__name__}: {str(e)[:300]}") from None
+    try:
+        predictor = OnnxPredictor(path, threads, device)
+    except ValueError as e:  # no CUDA execution provider
+        raise Unavailable(str(e)) from None
+    call = lambda: predictor(x)  # noqa: E731
+    first_call(call, "ONNX Runtime failed on timm's graph")
+    return call, note
+
+
+def paddleclas_call(path: str, name: str, overrides: dict[str, Any], x, device: str, precision: str, threads: int,
+                    workdir: str) -> tuple[Callable[[], Any], str]:
+    """``(call, note)``: PaddleClas's architecture for ``name`` (``bench_peers``), eager or through
+    Paddle Inference with our predictor settings. Tried once here: a model that fails is reported."""
+    from paddle_vit import deploy
+    try:
+        model, note = build_paddleclas(name, overrides)
+    except PeerUnavailable as e:
+        raise Unavailable(str(e)) from None
+    except Exception as e:  # foreign code: reported, the table goes on
+        raise Unavailable(f"PaddleClas's constructor failed: {type(e).__name__}: "
+                          f"{(str(e).strip().splitlines() or [''])[0][:300]}") from None
+    if path == "paddleclas_eager":
+        call = paddle_call(model, x, device, precision)
+        first_call(call, "PaddleClas's model fails on a forward pass")
+        return call, note
+    if precision != "fp32":
+        raise Unavailable("not measured under autocast (the predictor has no amp switch)")
+    try:
+        prefix = deploy.export(model, os.path.join(workdir, EXPORTED_FILES[path]), x.shape)
+    except Exception as e:  # to_static of a foreign model; its message ends with the original error
+        last = (str(e).strip().splitlines() or [""])[-1].strip()[:300]
+        raise Unavailable("paddle.jit.save of PaddleClas's model failed: "
+                          + (last if last.startswith(type(e).__name__) else f"{type(e).__name__}: {last}")) from None
+    predictor = deploy.InferencePredictor(prefix, threads, device)
+    call = lambda: predictor(x)  # noqa: E731
+    first_call(call, "Paddle Inference fails on PaddleClas's program")
+    return call, note
 
 
 def onnx_call(model, x, threads: int, device: str, workdir: str) -> Callable[[], Any]:
@@ -347,33 +481,36 @@ def measure_memory_child(args: argparse.Namespace) -> None:
     overrides = json.loads(args.overrides)
     import numpy as np
     x = np.random.default_rng(0).standard_normal((batch, 3, img_size, img_size)).astype(np.float32)
-    if path == "onnxruntime":  # ONNX Runtime alone: neither framework is loaded
+    if path in ("onnxruntime", "timm_onnxruntime"):  # ONNX Runtime alone: neither framework is loaded
         import onnxruntime  # noqa: F401
-    elif path in PADDLE_PATHS:
+    elif path in PADDLE_PATHS + PADDLECLAS_PATHS:
         import paddle  # noqa: F401
         import paddle_vit.models  # noqa: F401
     else:
         import torch
         torch.set_num_threads(args.threads)
-        if path == "timm":
+        if path in ("timm", "timm_compile"):
             import timm  # noqa: F401
         import torch_ref.models  # noqa: F401
     base = rss_mb()
-    if path == "onnxruntime":
+    if path in ("onnxruntime", "timm_onnxruntime"):
         from paddle_vit.deploy_onnx import OnnxPredictor
         predictor = OnnxPredictor(args.model_prefix, args.threads)
         call = lambda: predictor(x)  # noqa: E731
-    elif path == "paddle_infer":
+    elif path in ("paddle_infer", "paddleclas_infer"):
         from paddle_vit.deploy import InferencePredictor
         predictor = InferencePredictor(args.model_prefix, args.threads)
         call = lambda: predictor(x)  # noqa: E731
+    elif path == "paddleclas_eager":
+        call = paddle_call(build_paddleclas(name, overrides)[0], x, "cpu", "fp32")
     elif path in PADDLE_PATHS:
         from paddle_vit.deploy import to_static
         model = build_paddle(name, overrides, None)
         call = paddle_call(to_static(model, x.shape) if path == "paddle_static" else model, x, "cpu", "fp32")
     else:
         model = build_torch_ref(name, overrides) if path == "torch_ref" else build_timm(name, overrides, None)[0]
-        call = torch_call(model, x, "cpu", "fp32")
+        # timm_compile: the peak includes the compiler's own memory (its first call compiles)
+        call = torch_call(torch.compile(model) if path == "timm_compile" else model, x, "cpu", "fp32")
     for _ in range(3):
         call()
     print(json.dumps({"peak_rss_mb": peak_rss_mb(), "rss_growth_mb": peak_rss_mb() - base}))
@@ -415,7 +552,8 @@ def bench_one(name: str, img_size: int, batch: int, args: argparse.Namespace, ov
             outputs = {p: c() for p, c in calls.items()}
             if "torch_ref" in outputs:
                 for p, out in outputs.items():
-                    results[p].err_vs_torch_ref = output_error(outputs["torch_ref"], out)
+                    if p not in PADDLECLAS_PATHS:  # PaddleClas's own random weights: no common function
+                        results[p].err_vs_torch_ref = output_error(outputs["torch_ref"], out)
             samples = time_round_robin(calls, args.repeats, args.warmup, args.gap, synchronizer(device))
             for p, pairs in samples.items():
                 r, wall = results[p], [w for w, _ in pairs]
@@ -433,7 +571,7 @@ def bench_one(name: str, img_size: int, batch: int, args: argparse.Namespace, ov
             if device == "gpu":
                 record_device_memory(results, calls)
         if args.memory and device == "cpu":
-            files = {"paddle_infer": os.path.join(workdir, "model"), "onnxruntime": os.path.join(workdir, "model.onnx")}
+            files = {p: os.path.join(workdir, f) for p, f in EXPORTED_FILES.items()}
             for p in calls:
                 try:
                     results[p].__dict__.update(measure_memory(name, p, batch, img_size, overrides, args.threads,
@@ -448,7 +586,7 @@ def record_device_memory(results: dict[str, Result], calls: dict[str, Callable[[
     import paddle
     import torch
     for p, call in calls.items():
-        if p in PADDLE_PATHS and p not in EXPORTED_PATHS:
+        if p in PADDLE_PATHS + PADDLECLAS_PATHS and p not in EXPORTED_PATHS:
             paddle.device.cuda.reset_max_memory_allocated()
             call()
             results[p].peak_device_mb = paddle.device.cuda.max_memory_allocated() / 2**20
@@ -493,13 +631,13 @@ def _fmt(v: float | None, spec: str) -> str:
 
 
 def table(results: list[Result]) -> str:
-    head = (f"{'model':30s} {'dev/prec':12s} {'B':>2s} {'path':14s} {'ms/batch':>9s} {'min ms':>8s} {'cpu ms':>8s} {'img/s':>8s} "
+    head = (f"{'model':30s} {'dev/prec':12s} {'B':>2s} {'path':16s} {'ms/batch':>9s} {'min ms':>8s} {'cpu ms':>8s} {'img/s':>8s} "
             f"{'x best torch':>12s} {'peak RSS MB':>11s} {'+RSS MB':>8s} {'err vs ref':>10s}  note")
     lines = [head, "-" * len(head)]
     for r in results:
         mem = _fmt(r.peak_device_mb, ".0f") if r.device == "gpu" else _fmt(r.peak_rss_mb, ".0f")
         note = r.reason if r.status == "ok" else f"{r.status}: {r.reason}"
-        lines.append(f"{r.model:30s} {r.device + '/' + r.precision:12s} {r.batch:>2d} {r.path:14s} "
+        lines.append(f"{r.model:30s} {r.device + '/' + r.precision:12s} {r.batch:>2d} {r.path:16s} "
                      f"{_fmt(r.median_ms, '9.1f')} {_fmt(r.min_ms, '8.1f')} {_fmt(r.cpu_ms, '8.1f')} "
                      f"{_fmt(r.images_per_s, '8.1f')} {_fmt(r.x_best_torch, '12.2f')} "
                      f"{mem:>11s} {_fmt(r.rss_growth_mb, '8.0f')} {_fmt(r.err_vs_torch_ref, '10.1e')}  {note}")
@@ -521,6 +659,49 @@ def fastest_lines(rows: list[dict[str, Any]]) -> str:
     return "\n".join(f"fastest: {r['model']} {r['device']}/{r['precision']} batch {r['batch']}: {r['path']} "
                      f"({_fmt(r['images_per_s'], '.1f')} img/s, {_fmt(r['x_best_torch'], '.2f')}x the best torch path)"
                      for r in rows)
+
+
+def peer_summary(results: list[Result]) -> list[dict[str, Any]]:
+    """Per (model, device, precision, batch) with a peer path: paddle_vit's best path and its
+    throughput as a ratio to PaddleClas's best path and to timm_onnxruntime (``None`` where one
+    of the two did not run)."""
+    cells: dict[tuple, dict[str, Result]] = {}
+    for r in results:
+        if r.images_per_s:
+            cells.setdefault((r.model, r.device, r.precision, r.batch), {})[r.path] = r
+    rows = []
+    for (model, device, precision, batch), by_path in cells.items():
+        ours = max((r for p, r in by_path.items() if p in PADDLE_PATHS), key=lambda r: r.images_per_s, default=None)
+        clas = max((r for p, r in by_path.items() if p in PADDLECLAS_PATHS), key=lambda r: r.images_per_s,
+                   default=None)
+        ort = by_path.get("timm_onnxruntime")
+        if ours is None or (clas is None and ort is None):
+            continue
+        peer = PADDLECLAS_MODELS.get(model)
+        rows.append({"model": model, "device": device, "precision": precision, "batch": batch,
+                     "paddle_vit_path": ours.path, "paddle_vit_images_per_s": ours.images_per_s,
+                     "paddleclas_path": clas and clas.path, "paddleclas_images_per_s": clas and clas.images_per_s,
+                     "x_paddleclas": clas and ours.images_per_s / clas.images_per_s,
+                     # the note names the differences where they apply (not at the dry run's sizes)
+                     "paddleclas_same_architecture": (None if clas is None else
+                                                      not (peer.differences and peer.differences in clas.reason)),
+                     "timm_onnxruntime_images_per_s": ort and ort.images_per_s,
+                     "x_timm_onnxruntime": ort and ours.images_per_s / ort.images_per_s})
+    return rows
+
+
+def peer_lines(rows: list[dict[str, Any]]) -> str:
+    out = []
+    for r in rows:
+        clas = ("PaddleClas not measured" if r["paddleclas_path"] is None else
+                f"{r['x_paddleclas']:.2f}x PaddleClas's best ({r['paddleclas_path']}, "
+                f"{r['paddleclas_images_per_s']:.1f} img/s"
+                + ("" if r["paddleclas_same_architecture"] else "; differs from timm's, see its note") + ")")
+        ort = ("timm_onnxruntime not measured" if r["timm_onnxruntime_images_per_s"] is None else
+               f"{r['x_timm_onnxruntime']:.2f}x timm_onnxruntime ({r['timm_onnxruntime_images_per_s']:.1f} img/s)")
+        out.append(f"peers: {r['model']} {r['device']}/{r['precision']} batch {r['batch']}: paddle_vit's best "
+                   f"{r['paddle_vit_path']} ({r['paddle_vit_images_per_s']:.1f} img/s) = {clas}, {ort}")
+    return "\n".join(out)
 
 
 def markdown_table(results: list[dict[str, Any]]) -> str:
@@ -547,7 +728,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="variant names (default: the four of the performance issue, Swin V2-T and a DINOv2 with "
                          "registers); size from the table or the variant")
     ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
-    ap.add_argument("--paths", nargs="+", choices=ALL_PATHS, default=list(ALL_PATHS))
+    ap.add_argument("--paths", nargs="+", choices=ALL_PATHS + PEER_PATHS, default=list(ALL_PATHS))
+    ap.add_argument("--peers", action="store_true",
+                    help="also PaddleClas's equivalent models (eager, Inference; pip install --no-deps paddleclas) "
+                         "and timm exported to ONNX Runtime")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="for both frameworks")
     ap.add_argument("--repeats", type=int, default=15, help="timed rounds (median over them)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
@@ -591,6 +775,8 @@ def finish_args(args: argparse.Namespace) -> argparse.Namespace:
         args.batch_sizes, args.repeats, args.warmup, args.gap = [2], 1, 0, 0.0
     if args.memory is None:
         args.memory = not (args.quick or args.dry_run)
+    if args.peers:
+        args.paths = list(args.paths) + [p for p in PEER_PATHS if p not in args.paths]
     args._finished = True
     return args
 
@@ -659,8 +845,12 @@ def run(args: argparse.Namespace) -> int:
     print("\n" + table(results))
     best = fastest(results)
     print(fastest_lines(best))
+    peers = peer_summary(results)
+    if peers:
+        print(peer_lines(peers))
     print("load average after: %.2f %.2f %.2f" % meta["loadavg_after"])
-    Path(args.out).write_text(json.dumps({"meta": meta, "results": [asdict(r) for r in results], "fastest": best},
+    Path(args.out).write_text(json.dumps({"meta": meta, "results": [asdict(r) for r in results], "fastest": best,
+                                         "peers": peers},
                                          indent=1))
     print(f"\nwrote {args.out}")
     return 0
