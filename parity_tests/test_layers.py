@@ -34,6 +34,24 @@ def test_attention_fast_path_equals_weights_path():
     np.testing.assert_allclose(fast.numpy(), out.numpy(), rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("rows_per_slice", [1, 4, 5])
+def test_attention_in_slices_of_the_batch_x_heads_rows(monkeypatch, device, rows_per_slice):
+    """Large logits are computed slice by slice (LOGITS_SLICE_BYTES, here lowered so that a small
+    case takes that path): torch's outputs and gradients, and the unsliced path's output."""
+    import paddle_vit.layers.attention as A
+    tm, pm, routes = pair(T.Attention, P.Attention, 48, 6, True, device=device)
+    x = random_input([3, 11, 48])  # B x H = 18 rows: slices of 1, 4 (and a last of 2), 5 (and 3)
+    whole, _ = pm(paddle.to_tensor(x), return_attn=False)
+    monkeypatch.setattr(A, "LOGITS_SLICE_BYTES", rows_per_slice * 11 * 11 * 4)
+    sliced, _ = pm(paddle.to_tensor(x), return_attn=False)
+    # the same arithmetic per row: at most the rounding of another GEMM kernel for 1-row slices
+    np.testing.assert_allclose(sliced.numpy(), whole.numpy(), rtol=0, atol=1e-6 * np.abs(whole.numpy()).max())
+    _, attn = A.feature_major_attention(paddle.to_tensor(x), pm.qkv, pm.proj, 6, 8, pm.scale, pm.attn_drop,
+                                        pm.proj_drop, need_attn=False)
+    assert attn is None  # the sliced path ran (it keeps no [B, H, N, N] weights)
+    check_parity(tm, pm, routes, [x], call=lambda m, xs: m(xs[0], return_attn=False)[0], device=device)
+
+
 @settings(max_examples=12, deadline=None)
 @given(b=st.integers(1, 3), n=st.integers(1, 20), heads=st.integers(1, 6), head_dim=st.integers(1, 12),
        extra=st.integers(0, 3), bias=st.booleans())

@@ -14,6 +14,14 @@ from paddle_vit.layers.linear import Linear
 
 NormFactory = Callable[[int], nn.Layer]
 
+# Eager attention whose [B, H, N, N] logits would exceed this many bytes runs over slices of the
+# B x H rows, each slice's logits within it: logits far beyond the caches make the softmax and the
+# second GEMM memory-bound (DINOv2's ViT-S/14 at 518 px, batch 8: 8 x 6 x 1374^2 floats, 362 MB
+# per block, took 2.2x the time per image of batch 1; sliced: 1.38x faster, tools/bench_attention_slices.py).
+# Each row's arithmetic is unchanged: bit-identical in the measured cases, except where a slice of
+# one row makes MKL take another GEMM kernel (fp32 rounding).
+LOGITS_SLICE_BYTES = 16 << 20
+
 
 class Attention(nn.Layer):
     """Multi-head self-attention over tokens ``[B, N, C]``.
@@ -65,7 +73,8 @@ class Attention(nn.Layer):
         # Eager: the feature-major path (qkv's and proj's weights used, the layers not called);
         # static graphs, hooked sublayers and q/k or scale norms: the source's order (see token_major).
         plain = not (self.qk_norm or self.scale_norm)
-        out, attn = self._explicit(x) if plain and not token_major(self.qkv, self.proj) else self._layer_by_layer(x)
+        out, attn = (self._explicit(x, return_attn) if plain and not token_major(self.qkv, self.proj)
+                     else self._layer_by_layer(x))
         return out, attn if return_attn else None
 
     def _layer_by_layer(self, x: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
@@ -95,17 +104,19 @@ class Attention(nn.Layer):
             out = self.norm(out)
         return self.proj_drop(self.proj(out))
 
-    def _explicit(self, x: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
+    def _explicit(self, x: paddle.Tensor, need_attn: bool = True) -> tuple[paddle.Tensor, paddle.Tensor | None]:
         return feature_major_attention(x, self.qkv, self.proj, self.num_heads, self.head_dim, self.scale,
-                                       self.attn_drop, self.proj_drop)
+                                       self.attn_drop, self.proj_drop, need_attn=need_attn)
 
 
 def feature_major_attention(x: paddle.Tensor, qkv: nn.Linear, proj: nn.Linear, num_heads: int, head_dim: int,
                             scale: float, attn_drop: nn.Layer, proj_drop: nn.Layer,
-                            add_to_logits: Callable[[paddle.Tensor], paddle.Tensor] | None = None
-                            ) -> tuple[paddle.Tensor, paddle.Tensor]:
+                            add_to_logits: Callable[[paddle.Tensor], paddle.Tensor] | None = None,
+                            need_attn: bool = True) -> tuple[paddle.Tensor, paddle.Tensor | None]:
     """``x [B, N, C]`` -> ``(out [B, N, C], attn [B, H, N, N])``, with ``add_to_logits`` (a bias,
-    a mask) applied to the scaled logits before the softmax.
+    a mask) applied to the scaled logits before the softmax. With ``need_attn=False`` and no
+    ``add_to_logits``, logits over ``LOGITS_SLICE_BYTES`` are computed slice by slice of the
+    ``B x H`` rows and ``attn`` is ``None``.
 
     Tokens are the LAST axis of q, k, v ("feature-major"): every head split is then a free reshape
     and every transpose a flag of a GEMM, instead of a strided copy (Paddle's CPU copies of
@@ -124,7 +135,17 @@ def feature_major_attention(x: paddle.Tensor, qkv: nn.Linear, proj: nn.Linear, n
     if qkv.bias is not None:
         qkv_t.add_(qkv.bias.unsqueeze(-1))
     q_t, k_t, v_t = (t.reshape([B, H, D, N]) for t in paddle.split(qkv_t.reshape([B, 3, H, D, N]), 3, axis=1))
-    logits = paddle.matmul(q_t.scale_(scale), k_t, transpose_x=True)  # [B, H, N, N]
+    q_t = q_t.scale_(scale)
+    rows = max(1, LOGITS_SLICE_BYTES // (N * N * 4))
+    if not need_attn and add_to_logits is None and B * H > rows:
+        q_r, k_r, v_r = (t.reshape([B * H, D, N]) for t in (q_t, k_t, v_t))
+        parts = [paddle.matmul(v_r[i:i + rows], attn_drop(F.softmax(
+                     paddle.matmul(q_r[i:i + rows], k_r[i:i + rows], transpose_x=True), axis=-1)), transpose_y=True)
+                 for i in range(0, B * H, rows)]
+        out_t = paddle.concat(parts, axis=0)                                           # [B * H, D, N]
+        out = paddle.matmul(out_t.reshape([B, H * D, N]), proj.weight, transpose_x=True)
+        return proj_drop(out if proj.bias is None else out.add_(proj.bias)), None
+    logits = paddle.matmul(q_t, k_t, transpose_x=True)  # [B, H, N, N]
     if add_to_logits is not None:
         logits = add_to_logits(logits)
     attn = F.softmax(logits, axis=-1)

@@ -116,6 +116,12 @@ class WindowAttention(nn.Layer):
         return out, attn if return_attn else None
 
 
+def _channel_norms(t: paddle.Tensor) -> paddle.Tensor:
+    """``[B, H, D, N]`` -> ``max(|t|_2 over D, eps)``, ``[B, H, 1, N]``."""
+    # clipped before the root (sqrt(max(s, eps^2)) = max(sqrt(s), eps)): sqrt's gradient at 0 is inf
+    return t.square().sum(axis=2, keepdim=True).clip(min=NORMALIZE_EPS ** 2).sqrt()
+
+
 def cosine_feature_major_attention(x: paddle.Tensor, qkv_weight: paddle.Tensor, qkv_bias: paddle.Tensor | None,
                                    proj: nn.Linear, num_heads: int, scales: paddle.Tensor, attn_drop: nn.Layer,
                                    proj_drop: nn.Layer, add_to_logits
@@ -130,8 +136,10 @@ def cosine_feature_major_attention(x: paddle.Tensor, qkv_weight: paddle.Tensor, 
     if qkv_bias is not None:
         qkv_t.add_(qkv_bias.unsqueeze(-1))  # in place: matmul's backward does not need its output
     q_t, k_t, v_t = (t.reshape([B, H, D, N]) for t in paddle.split(qkv_t.reshape([B, 3, H, D, N]), 3, axis=1))
-    q_t = F.normalize(q_t, axis=2, epsilon=NORMALIZE_EPS) * scales   # scaled here: [B, H, D, N] < [B, H, N, N]
-    k_t = F.normalize(k_t, axis=2, epsilon=NORMALIZE_EPS)
+    # x / max(|x|, eps) as F.normalize, but as one multiply by a [B, H, 1, N] factor: Paddle's
+    # p_norm and broadcast divide over a middle axis took 30 % of the eager pass (Swin V2-T, batch 8)
+    q_t = q_t * (scales / _channel_norms(q_t))   # scaled here: [B, H, D, N] < [B, H, N, N]
+    k_t = k_t * (1.0 / _channel_norms(k_t))
     logits = paddle.matmul(q_t, k_t, transpose_x=True)                                     # [B, H, N, N]
     attn = F.softmax(add_to_logits(logits), axis=-1)
     out_t = paddle.matmul(v_t, attn_drop(attn), transpose_y=True)                          # [B, H, D, N]
